@@ -1,0 +1,310 @@
+"""FluxPrint: live printer state from OctoPrint over its own Socket.IO namespace.
+
+Thin OctoPrint glue. The logic lives in ``schema``, ``coalesce``, ``subscriptions``,
+``hub``, ``auth`` and ``seq`` (none of which import octoprint or socketio); the
+Socket.IO/tornado side lives in ``transport``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+import flask
+import octoprint.plugin
+from octoprint.access.permissions import Permissions
+from octoprint.printer import PrinterCallback
+
+from . import auth, schema
+from .hub import HANDLED_EVENTS, Hub
+from .seq import FileBound, SeqAllocator
+from .transport import Clock, Transport
+
+__version__ = "0.1.0"
+
+INTERVAL_SETTINGS = {
+    "status": "status_interval",
+    "temperature": "temperature_interval",
+    "progress": "progress_interval",
+}
+MAX_PRINTER_ID = 64
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class PrinterFeed(PrinterCallback):
+    """Runs on OctoPrint's comm and state-monitor threads: hand over, nothing else."""
+
+    def __init__(self, transport: Transport, hub: Hub):
+        self._submit = transport.submit
+        self._hub = hub
+
+    def on_printer_add_temperature(self, data):
+        self._submit(self._hub.on_temperature, data, _now_ms())
+
+    def on_printer_send_current_data(self, data):
+        self._submit(self._hub.on_current, data, _now_ms())
+
+
+def clamp_interval(value: Any, fallback: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return fallback
+    if number != number:  # NaN
+        return fallback
+    return min(schema.MAX_INTERVAL, max(0.0, number))
+
+
+class FluxPrintPlugin(
+    octoprint.plugin.StartupPlugin,
+    octoprint.plugin.ShutdownPlugin,
+    octoprint.plugin.EventHandlerPlugin,
+    octoprint.plugin.SettingsPlugin,
+    octoprint.plugin.TemplatePlugin,
+    octoprint.plugin.AssetPlugin,
+    octoprint.plugin.SimpleApiPlugin,
+    octoprint.plugin.BlueprintPlugin,
+):
+    def __init__(self):
+        super().__init__()
+        self.transport: Transport | None = None
+        self.hub: Hub | None = None
+        self.seq: SeqAllocator | None = None
+        self._feed: PrinterFeed | None = None
+
+    def initialize(self):
+        self.transport = Transport(authenticate=self._authenticate)
+
+    # ~~ StartupPlugin / ShutdownPlugin
+
+    def on_startup(self, host, port):
+        # the main thread's IOLoop: the one that will run (see README, design notes)
+        from tornado.ioloop import IOLoop
+
+        assert self.transport is not None
+        self.seq = SeqAllocator(
+            FileBound(os.path.join(self.get_plugin_data_folder(), "seq.json"))
+        )
+        self.hub = Hub(
+            sink=self.transport,
+            clock=Clock(),
+            next_seq=self.seq.next,
+            printer_id=self._printer_id(),
+            intervals=self._intervals(),
+        )
+        self.transport.attach(IOLoop.current(), self.hub)
+        self._seed()
+        self._feed = PrinterFeed(self.transport, self.hub)
+        self._printer.register_callback(self._feed)
+        self._logger.info(
+            "FluxPrint serving Socket.IO at path %s, namespace %s, printer id %r",
+            schema.SOCKETIO_PATH,
+            schema.NAMESPACE,
+            self.hub.printer_id,
+        )
+
+    def _seed(self) -> None:
+        """What the printer already is when the plugin starts."""
+        assert self.transport is not None and self.hub is not None
+        hub = self.hub
+        state, port, baudrate, _profile = self._printer.get_current_connection()
+        if self._printer.is_closed_or_error():
+            name = "error" if self._printer.is_error() else "disconnected"
+        elif self._printer.is_operational():
+            name = "connected"
+        else:
+            name = "connecting"
+        error = self._printer.get_state_string() if name == "error" else None
+        hub.set_connection(name, port, baudrate, error, announce=False)
+        hub.job_known_open(self._printer.is_printing() or self._printer.is_paused())
+        self.transport.submit(hub.on_current, self._printer.get_current_data(), _now_ms())
+        temps = self._printer.get_current_temperatures()
+        if temps:
+            self.transport.submit(hub.on_temperature, temps, _now_ms())
+
+    def on_shutdown(self):
+        if self._feed is not None:
+            self._printer.unregister_callback(self._feed)
+            self._feed = None
+
+    # ~~ EventHandlerPlugin
+
+    def on_event(self, event, payload):
+        # the event thread: hand over, nothing else
+        if (
+            event in HANDLED_EVENTS
+            and self.transport is not None
+            and self.hub is not None
+        ):
+            self.transport.submit(self.hub.on_event, event, payload, _now_ms())
+
+    # ~~ SettingsPlugin
+
+    def get_settings_defaults(self):
+        return {
+            "printer_id": "",
+            "status_interval": 5.0,
+            "temperature_interval": 2.0,
+            "progress_interval": 1.0,
+        }
+
+    def get_settings_version(self):
+        return 1
+
+    def get_settings_restricted_paths(self):
+        return {"admin": [["printer_id"]]}
+
+    def on_settings_save(self, data):
+        # OctoPrint swallows exceptions here and still answers 200: clamp, never raise
+        data = dict(data or {})
+        for key in INTERVAL_SETTINGS.values():
+            if key in data:
+                current = self._settings.get_float([key])
+                data[key] = clamp_interval(data[key], current)
+        if "printer_id" in data:
+            value = data["printer_id"]
+            data["printer_id"] = (
+                value.strip()[:MAX_PRINTER_ID] if isinstance(value, str) else ""
+            )
+        result = octoprint.plugin.SettingsPlugin.on_settings_save(self, data)
+        if self.transport is not None and self.hub is not None:
+            self.transport.submit(
+                self._apply_settings, self._intervals(), self._printer_id()
+            )
+        return result
+
+    def _apply_settings(self, intervals: dict[str, float], printer_id: str) -> None:
+        assert self.hub is not None
+        self.hub.printer_id = printer_id
+        self.hub.set_intervals(intervals)
+
+    def _intervals(self) -> dict[str, float]:
+        defaults = self.get_settings_defaults()
+        return {
+            channel: clamp_interval(self._settings.get([key]), defaults[key])
+            for channel, key in INTERVAL_SETTINGS.items()
+        }
+
+    def _printer_id(self) -> str:
+        value = self._settings.get(["printer_id"])
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:MAX_PRINTER_ID]
+        return socket.gethostname()
+
+    # ~~ TemplatePlugin
+
+    def get_template_configs(self):
+        return [{"type": "settings", "custom_bindings": True, "name": "FluxPrint"}]
+
+    def get_template_vars(self):
+        return {
+            "socketio_path": schema.SOCKETIO_PATH,
+            "namespace": schema.NAMESPACE,
+            "max_interval": schema.MAX_INTERVAL,
+        }
+
+    # ~~ AssetPlugin
+
+    def get_assets(self):
+        return {
+            "js": ["js/fluxprint.js"],
+            "css": ["css/fluxprint.css"],
+            "less": ["less/fluxprint.less"],
+        }
+
+    # ~~ SimpleApiPlugin
+
+    def is_api_protected(self):
+        return True
+
+    def on_api_get(self, request):
+        if not Permissions.STATUS.can():
+            flask.abort(403)
+        if self.hub is None:
+            flask.abort(503)
+        # hub state is replaced, never mutated, so reading it off the loop is safe
+        return flask.jsonify(self.hub.status_payload())
+
+    # ~~ BlueprintPlugin
+
+    def is_blueprint_protected(self):
+        return False
+
+    def is_blueprint_csrf_protected(self):
+        return True
+
+    @octoprint.plugin.BlueprintPlugin.route("/health", methods=["GET"])
+    def health(self):
+        connected = False
+        if self.hub is not None:
+            connected = self.hub.connection["state"] == "connected"
+        return flask.jsonify(
+            {
+                "status": "ok",
+                "version": self._plugin_version,
+                "socketio": {
+                    "clients": self.transport.client_count() if self.transport else 0
+                },
+                "printer": {"connected": connected},
+            }
+        )
+
+    # ~~ authentication (runs on the loop: in-memory look-ups only)
+
+    def _authenticate(self, auth_payload: Any, environ: dict) -> auth.Decision:
+        apikey, error = auth.extract_apikey(auth_payload, environ)
+        if error:
+            return auth.Decision(reason=error)
+        return auth.decide(apikey, self._user_for_apikey, self._may_connect)
+
+    def _user_for_apikey(self, apikey: str):
+        user = self._user_manager.find_user(apikey=apikey)
+        if user is not None:
+            return user
+        for name, hook in self._plugin_manager.get_hooks(
+            "octoprint.accesscontrol.keyvalidator"
+        ).items():
+            try:
+                user = hook(apikey)
+            except Exception:
+                self._logger.exception("API key validator of plugin %s failed", name)
+                continue
+            if user is not None:
+                return user
+        return None
+
+    @staticmethod
+    def _may_connect(user) -> bool:
+        return bool(user.has_permission(Permissions.STATUS))
+
+    # ~~ hooks
+
+    def get_routes(self, server_routes, *args, **kwargs):
+        assert self.transport is not None
+        return [self.transport.route()]
+
+    def get_body_sizes(self, current_max_body_sizes, *args, **kwargs):
+        assert self.transport is not None
+        return [self.transport.body_size()]
+
+
+__plugin_name__ = "FluxPrint"
+__plugin_version__ = __version__
+__plugin_description__ = (
+    "Pushes live printer state, temperatures, progress and job events to FluxStudio "
+    "and other Socket.IO clients, on OctoPrint's own port."
+)
+__plugin_author__ = "FluxPrint developers"
+__plugin_url__ = "https://github.com/fluxprint/OctoPrint-FluxPrint"
+__plugin_license__ = "AGPL-3.0-or-later"
+__plugin_pythoncompat__ = ">=3.9,<4"
+__plugin_implementation__ = FluxPrintPlugin()
+__plugin_hooks__ = {
+    "octoprint.server.http.routes": __plugin_implementation__.get_routes,
+    "octoprint.server.http.bodysize": __plugin_implementation__.get_body_sizes,
+}

@@ -1,0 +1,401 @@
+"""Event schema: pydantic models, the JSON Schema built from them, and the pure
+functions that shape OctoPrint's printer data into FluxPrint payloads.
+
+Imports neither octoprint nor socketio. The shaping functions return plain dicts
+(they run on the IOLoop for every sample, so they do not build models); the models
+describe those dicts, generate ``schemas/events.schema.json`` and validate what
+clients send.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+NAMESPACE = "/ws/printing"
+SOCKETIO_PATH = "/plugin/fluxprint/socket.io/"
+
+CHANNELS = ("status", "temperature", "progress", "jobs", "connection")
+# channels whose pushes are spaced by an interval; jobs and connection are never delayed
+INTERVAL_CHANNELS = ("status", "temperature", "progress")
+MAX_INTERVAL = 3600.0
+
+STATE_FLAGS = (
+    "operational",
+    "printing",
+    "paused",
+    "pausing",
+    "resuming",
+    "cancelling",
+    "finishing",
+    "ready",
+    "error",
+    "closedOrError",
+    "sdReady",
+)
+
+EV_STATUS = "printer:status"
+EV_TEMPERATURE = "printer:temperature"
+EV_PROGRESS = "printer:progress"
+EV_JOB_STARTED = "printer:job_started"
+EV_JOB_PAUSED = "printer:job_paused"
+EV_JOB_RESUMED = "printer:job_resumed"
+EV_JOB_COMPLETE = "printer:job_complete"
+EV_JOB_FAILED = "printer:job_failed"
+EV_CONNECTION = "printer:connection"
+
+CHANNEL_OF_EVENT = {
+    EV_STATUS: "status",
+    EV_TEMPERATURE: "temperature",
+    EV_PROGRESS: "progress",
+    EV_JOB_STARTED: "jobs",
+    EV_JOB_PAUSED: "jobs",
+    EV_JOB_RESUMED: "jobs",
+    EV_JOB_COMPLETE: "jobs",
+    EV_JOB_FAILED: "jobs",
+    EV_CONNECTION: "connection",
+}
+
+
+# ~~ models of what the server sends
+
+
+class Meta(BaseModel):
+    """Keys stamped on every payload."""
+
+    seq: int = Field(ge=1, description="Strictly increasing per printer, across restarts")
+    ts: int = Field(ge=0, description="Epoch milliseconds at which the data was observed")
+    printer: str = Field(description="This instance's printer id")
+
+
+class HeaterReading(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    actual: Optional[float]
+    target: Optional[float]
+    offset: float = 0
+
+
+class StateFlags(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    operational: bool
+    printing: bool
+    paused: bool
+    pausing: bool
+    resuming: bool
+    cancelling: bool
+    finishing: bool
+    ready: bool
+    error: bool
+    closedOrError: bool
+    sdReady: bool
+
+
+class State(BaseModel):
+    text: str
+    flags: StateFlags
+    error: Optional[str] = None
+
+
+class JobFile(BaseModel):
+    name: Optional[str] = None
+    path: Optional[str] = None
+    origin: Optional[str] = None
+    size: Optional[int] = None
+
+
+class ProgressFile(BaseModel):
+    name: Optional[str] = None
+    path: Optional[str] = None
+
+
+class Job(BaseModel):
+    file: JobFile
+    estimatedPrintTime: Optional[float] = None
+    user: Optional[str] = None
+
+
+class Progress(BaseModel):
+    completion: Optional[float] = Field(None, ge=0, le=100)
+    printTime: Optional[float] = None
+    printTimeLeft: Optional[float] = None
+    printTimeLeftOrigin: Optional[str] = None
+    filepos: Optional[int] = None
+    state: str
+    file: ProgressFile
+
+
+ConnectionStateName = Literal["connecting", "connected", "disconnected", "error"]
+
+
+class Connection(BaseModel):
+    state: ConnectionStateName
+    port: Optional[str] = None
+    baudrate: Optional[int] = None
+    error: Optional[str] = None
+
+
+class TemperatureEvent(Meta):
+    """One key per heater present (tool0…toolN, bed, chamber, custom heaters)."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, HeaterReading]  # type: ignore[assignment]
+
+
+class StatusEvent(Meta):
+    state: State
+    temperature: dict[str, HeaterReading]
+    job: Job
+    progress: Progress
+    connection: Connection
+
+
+class ProgressEvent(Meta, Progress):
+    pass
+
+
+class JobEvent(Meta):
+    file: JobFile
+    user: Optional[str] = None
+
+
+class JobCompleteEvent(JobEvent):
+    printTime: Optional[float] = None
+
+
+class JobFailedEvent(JobEvent):
+    reason: Literal["error", "cancelled"]
+    error: Optional[str] = None
+    progress: Optional[float] = Field(None, ge=0, le=100)
+    printTime: Optional[float] = None
+
+
+class ConnectionEvent(Meta, Connection):
+    pass
+
+
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    EV_STATUS: StatusEvent,
+    EV_TEMPERATURE: TemperatureEvent,
+    EV_PROGRESS: ProgressEvent,
+    EV_JOB_STARTED: JobEvent,
+    EV_JOB_PAUSED: JobEvent,
+    EV_JOB_RESUMED: JobEvent,
+    EV_JOB_COMPLETE: JobCompleteEvent,
+    EV_JOB_FAILED: JobFailedEvent,
+    EV_CONNECTION: ConnectionEvent,
+}
+
+
+# ~~ models of what clients send
+
+
+class ClientError(ValueError):
+    """A client payload that does not validate; its message goes into the ack."""
+
+
+Channel = Literal["status", "temperature", "progress", "jobs", "connection"]
+
+
+class Intervals(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    status: Optional[float] = Field(None, ge=0, le=MAX_INTERVAL, allow_inf_nan=False)
+    temperature: Optional[float] = Field(None, ge=0, le=MAX_INTERVAL, allow_inf_nan=False)
+    progress: Optional[float] = Field(None, ge=0, le=MAX_INTERVAL, allow_inf_nan=False)
+
+
+class SubscribeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    channels: Optional[list[Channel]] = Field(None, max_length=len(CHANNELS))
+    intervals: Optional[Intervals] = None
+
+
+class UnsubscribeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    channels: Optional[list[Channel]] = Field(None, max_length=len(CHANNELS))
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(p) for p in err.get("loc", ())) or "payload"
+    return f"invalid {where}: {err.get('msg', 'invalid value')}"
+
+
+def parse_client_payload(model: type[BaseModel], data: Any) -> Any:
+    """Validate what a client sent; ``None`` means "no payload". Raises ClientError."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ClientError("payload must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ClientError(_first_error(exc)) from None
+
+
+# ~~ JSON Schema
+
+
+def events_json_schema() -> dict[str, Any]:
+    """One JSON Schema document with a definition per event name."""
+    defs: dict[str, Any] = {}
+    events: dict[str, Any] = {}
+    for name, model in EVENT_MODELS.items():
+        schema = model.model_json_schema(ref_template="#/$defs/{model}")
+        defs.update(schema.pop("$defs", {}))
+        defs[model.__name__] = schema
+        events[name] = {"$ref": f"#/$defs/{model.__name__}"}
+    client: dict[str, Any] = {}
+    for name, model in (
+        ("printer:subscribe", SubscribeRequest),
+        ("printer:unsubscribe", UnsubscribeRequest),
+    ):
+        schema = model.model_json_schema(ref_template="#/$defs/{model}")
+        defs.update(schema.pop("$defs", {}))
+        defs[model.__name__] = schema
+        client[name] = {"$ref": f"#/$defs/{model.__name__}"}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://fluxprint.invalid/schemas/events.schema.json",
+        "title": "FluxPrint Socket.IO events",
+        "description": f"Namespace {NAMESPACE}, path {SOCKETIO_PATH}",
+        "events": events,
+        "client_events": client,
+        "$defs": defs,
+    }
+
+
+def dump_schema() -> str:
+    return json.dumps(events_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+# ~~ shaping OctoPrint data (pure, cheap)
+
+
+def _num(value: Any) -> Optional[float]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value
+
+
+def _int(value: Any) -> Optional[int]:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value == value:
+        return int(value)
+    return None
+
+
+def _str(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) else None
+
+
+def shape_temperature(data: Mapping[str, Any], offsets: Mapping[str, Any]) -> dict:
+    """``on_printer_add_temperature`` data -> {heater: {actual, target, offset}}.
+
+    Heaters whose reading is entirely null (the printer does not have them) are left out.
+    """
+    out: dict[str, dict] = {}
+    for key, value in data.items():
+        if key == "time" or not isinstance(value, Mapping):
+            continue
+        actual = _num(value.get("actual"))
+        target = _num(value.get("target"))
+        if actual is None and target is None:
+            continue
+        offset = _num(offsets.get(key)) if offsets else None
+        out[key] = {"actual": actual, "target": target, "offset": offset or 0}
+    return out
+
+
+def with_offsets(temperature: Mapping[str, Mapping], offsets: Mapping[str, Any]) -> dict:
+    return {
+        key: {**value, "offset": (_num(offsets.get(key)) if offsets else None) or 0}
+        for key, value in temperature.items()
+    }
+
+
+EMPTY_FLAGS = dict.fromkeys(STATE_FLAGS, False) | {"closedOrError": True}
+
+
+def shape_state(state: Optional[Mapping[str, Any]]) -> dict:
+    if not state:
+        return {"text": "Offline", "flags": dict(EMPTY_FLAGS), "error": None}
+    flags = state.get("flags") or {}
+    return {
+        "text": _str(state.get("text")) or "Unknown",
+        "flags": {name: bool(flags.get(name, False)) for name in STATE_FLAGS},
+        "error": _str(state.get("error")) or None,
+    }
+
+
+def shape_job_file(file: Optional[Mapping[str, Any]]) -> dict:
+    file = file or {}
+    return {
+        "name": _str(file.get("name")),
+        "path": _str(file.get("path")),
+        "origin": _str(file.get("origin")),
+        "size": _int(file.get("size")),
+    }
+
+
+def shape_job(job: Optional[Mapping[str, Any]]) -> dict:
+    job = job or {}
+    return {
+        "file": shape_job_file(job.get("file")),
+        "estimatedPrintTime": _num(job.get("estimatedPrintTime")),
+        "user": _str(job.get("user")),
+    }
+
+
+def shape_progress(
+    progress: Optional[Mapping[str, Any]], state_text: str, job: Mapping[str, Any]
+) -> dict:
+    progress = progress or {}
+    completion = _num(progress.get("completion"))
+    if completion is not None:
+        completion = min(100.0, max(0.0, round(completion, 4)))
+    file = job.get("file") or {}
+    return {
+        "completion": completion,
+        "printTime": _num(progress.get("printTime")),
+        "printTimeLeft": _num(progress.get("printTimeLeft")),
+        "printTimeLeftOrigin": _str(progress.get("printTimeLeftOrigin")),
+        "filepos": _int(progress.get("filepos")),
+        "state": state_text,
+        "file": {"name": file.get("name"), "path": file.get("path")},
+    }
+
+
+def shape_connection(
+    state: str,
+    port: Optional[str] = None,
+    baudrate: Any = None,
+    error: Optional[str] = None,
+) -> dict:
+    return {
+        "state": state,
+        "port": _str(port),
+        "baudrate": _int(baudrate),
+        "error": _str(error) if state == "error" else None,
+    }
+
+
+def file_from_event(payload: Mapping[str, Any]) -> dict:
+    return shape_job_file(payload)
+
+
+def event_user(payload: Mapping[str, Any]) -> Optional[str]:
+    return _str(payload.get("user")) or _str(payload.get("owner"))
+
+
+def progress_percent(value: Any) -> Optional[float]:
+    """PrintFailed gives a 0-1 fraction; FluxPrint speaks 0-100."""
+    number = _num(value)
+    if number is None:
+        return None
+    return min(100.0, max(0.0, round(number * 100.0, 4)))
