@@ -17,7 +17,7 @@ import octoprint.plugin
 from octoprint.access.permissions import Permissions
 from octoprint.printer import PrinterCallback
 
-from . import auth, schema
+from . import auth, compression, schema
 from .hub import HANDLED_EVENTS, Hub
 from .seq import FileBound, SeqAllocator
 from .transport import Clock, Transport
@@ -32,8 +32,7 @@ INTERVAL_SETTINGS = {
 MAX_PRINTER_ID = 64
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+_now_ns = time.time_ns
 
 
 class PrinterFeed(PrinterCallback):
@@ -44,10 +43,10 @@ class PrinterFeed(PrinterCallback):
         self._hub = hub
 
     def on_printer_add_temperature(self, data):
-        self._submit(self._hub.on_temperature, data, _now_ms())
+        self._submit(self._hub.on_temperature, data, _now_ns())
 
     def on_printer_send_current_data(self, data):
-        self._submit(self._hub.on_current, data, _now_ms())
+        self._submit(self._hub.on_current, data, _now_ns())
 
 
 def clamp_interval(value: Any, fallback: float) -> float:
@@ -79,6 +78,7 @@ class FluxPrintPlugin(
 
     def initialize(self):
         self.transport = Transport(authenticate=self._authenticate)
+        self.transport.compression = self._compression()
 
     # ~~ StartupPlugin / ShutdownPlugin
 
@@ -97,6 +97,9 @@ class FluxPrintPlugin(
             printer_id=self._printer_id(),
             intervals=self._intervals(),
         )
+        self.hub.set_enabled(self._channels())
+        # benchmark instrumentation, off unless FLUXPRINT_TRACE=1 (costs nothing when off)
+        self.hub.trace = os.environ.get("FLUXPRINT_TRACE") == "1"
         self.transport.attach(IOLoop.current(), self.hub)
         self._seed()
         self._feed = PrinterFeed(self.transport, self.hub)
@@ -122,10 +125,10 @@ class FluxPrintPlugin(
         error = self._printer.get_state_string() if name == "error" else None
         hub.set_connection(name, port, baudrate, error, announce=False)
         hub.job_known_open(self._printer.is_printing() or self._printer.is_paused())
-        self.transport.submit(hub.on_current, self._printer.get_current_data(), _now_ms())
+        self.transport.submit(hub.on_current, self._printer.get_current_data(), _now_ns())
         temps = self._printer.get_current_temperatures()
         if temps:
-            self.transport.submit(hub.on_temperature, temps, _now_ms())
+            self.transport.submit(hub.on_temperature, temps, _now_ns())
 
     def on_shutdown(self):
         if self._feed is not None:
@@ -141,7 +144,7 @@ class FluxPrintPlugin(
             and self.transport is not None
             and self.hub is not None
         ):
-            self.transport.submit(self.hub.on_event, event, payload, _now_ms())
+            self.transport.submit(self.hub.on_event, event, payload, _now_ns())
 
     # ~~ SettingsPlugin
 
@@ -151,6 +154,8 @@ class FluxPrintPlugin(
             "status_interval": 5.0,
             "temperature_interval": 2.0,
             "progress_interval": 1.0,
+            "channels": {channel: True for channel in schema.CHANNELS},
+            "websocket_compression": compression.DEFAULT_MODE,
         }
 
     def get_settings_version(self):
@@ -166,6 +171,16 @@ class FluxPrintPlugin(
             if key in data:
                 current = self._settings.get_float([key])
                 data[key] = clamp_interval(data[key], current)
+        if (
+            "websocket_compression" in data
+            and data["websocket_compression"] not in compression.MODES
+        ):
+            data.pop("websocket_compression")
+        if "channels" in data:
+            channels = data["channels"] if isinstance(data["channels"], dict) else {}
+            data["channels"] = {
+                name: bool(channels[name]) for name in schema.CHANNELS if name in channels
+            }
         if "printer_id" in data:
             value = data["printer_id"]
             data["printer_id"] = (
@@ -174,14 +189,32 @@ class FluxPrintPlugin(
         result = octoprint.plugin.SettingsPlugin.on_settings_save(self, data)
         if self.transport is not None and self.hub is not None:
             self.transport.submit(
-                self._apply_settings, self._intervals(), self._printer_id()
+                self._apply_settings,
+                self._intervals(),
+                self._printer_id(),
+                self._channels(),
             )
         return result
 
-    def _apply_settings(self, intervals: dict[str, float], printer_id: str) -> None:
-        assert self.hub is not None
+    def _apply_settings(
+        self, intervals: dict[str, float], printer_id: str, channels: set[str]
+    ) -> None:
+        assert self.hub is not None and self.transport is not None
         self.hub.printer_id = printer_id
+        self.hub.set_enabled(channels)
         self.hub.set_intervals(intervals)
+        self.transport.compression = self._compression()
+
+    def _channels(self) -> set[str]:
+        return {
+            name
+            for name in schema.CHANNELS
+            if self._settings.get_boolean(["channels", name]) is not False
+        }
+
+    def _compression(self) -> str:
+        mode = self._settings.get(["websocket_compression"])
+        return mode if mode in compression.MODES else compression.DEFAULT_MODE
 
     def _intervals(self) -> dict[str, float]:
         defaults = self.get_settings_defaults()

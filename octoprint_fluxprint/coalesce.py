@@ -24,7 +24,8 @@ EPSILON = 0.001
 @dataclass
 class Sample:
     body: Any
-    ts: int
+    ts: int  # epoch ms of the observation
+    cb_ns: int = 0  # epoch ns the plugin received it (benchmark tracing only)
 
 
 @dataclass

@@ -31,6 +31,7 @@ class Sink(Protocol):
 class Clock(Protocol):
     def monotonic(self) -> float: ...
     def wall_ms(self) -> int: ...
+    def wall_ns(self) -> int: ...
 
 
 @dataclass
@@ -92,6 +93,10 @@ class Hub:
         self.last_temperature_ts: Optional[int] = None
         self._job_open = False
         self.emitted = 0
+        # channels switched off for every client in the settings
+        self.enabled: frozenset[str] = frozenset(S.CHANNELS)
+        # benchmark instrumentation: adds {"trace": {cb_ns, emit_ns}} to payloads
+        self.trace = False
 
     # ~~ clients
 
@@ -162,11 +167,16 @@ class Hub:
 
     # ~~ payloads
 
-    def _meta(self, body: dict, ts: int) -> dict:
+    def set_enabled(self, channels: set[str]) -> None:
+        self.enabled = frozenset(c for c in channels if c in S.CHANNELS)
+
+    def _meta(self, body: dict, ts: int, cb_ns: int = 0) -> dict:
         payload = dict(body)
         payload["seq"] = self.next_seq()
         payload["ts"] = ts
         payload["printer"] = self.printer_id
+        if self.trace:
+            payload["trace"] = {"cb_ns": cb_ns, "emit_ns": self.clock.wall_ns()}
         return payload
 
     def status_body(self) -> dict:
@@ -184,13 +194,19 @@ class Hub:
 
     # ~~ emission
 
-    def _emit(self, event: str, body: dict, ts: int, room: str) -> None:
+    def _emit(self, event: str, body: dict, ts: int, room: str, cb_ns: int = 0) -> None:
+        if S.CHANNEL_OF_EVENT[event] not in self.enabled:
+            return
         self.emitted += 1
-        self.sink.emit(event, self._meta(body, ts), room)
+        self.sink.emit(event, self._meta(body, ts, cb_ns), room)
 
-    def _offer(self, channel: str, event: str, body: Any, ts: int, force=False) -> None:
+    def _offer(
+        self, channel: str, event: str, body: Any, ts_ns: int, force: bool = False
+    ) -> None:
+        if channel not in self.enabled:
+            return
         now = self.clock.monotonic()
-        sample = Sample(body, ts)
+        sample = Sample(body, ts_ns // 1_000_000, ts_ns)
         for group in list(self.groups.values()):
             if group.channel == channel:
                 self._apply(group, event, group.coalescer.offer(sample, now, force), now)
@@ -198,7 +214,8 @@ class Hub:
     def _apply(self, group: Group, event: str, decision: Decision, now: float) -> None:
         if decision.send is not None:
             group.sent += 1
-            self._emit(event, decision.send.body, decision.send.ts, group.room)
+            sample = decision.send
+            self._emit(event, sample.body, sample.ts, group.room, sample.cb_ns)
         if decision.arm_at is not None:
             group.timer = self.sink.call_at(
                 decision.arm_at, lambda: self._fire(group.room, event)
@@ -214,18 +231,18 @@ class Hub:
 
     # ~~ inputs from OctoPrint (already on the loop)
 
-    def on_temperature(self, data: Mapping[str, Any], ts: int) -> None:
+    def on_temperature(self, data: Mapping[str, Any], ts_ns: int) -> None:
         self.temperature = S.shape_temperature(data, self.offsets)
-        self.last_ts = max(self.last_ts, ts)
+        self.last_ts = max(self.last_ts, ts_ns // 1_000_000)
         if not self.temperature:
             # no heaters (disconnected): nothing to plot, but status changed
-            self._offer("status", S.EV_STATUS, self.status_body(), ts)
+            self._offer("status", S.EV_STATUS, self.status_body(), ts_ns)
             return
-        self.last_temperature_ts = ts
-        self._offer("temperature", S.EV_TEMPERATURE, self.temperature, ts)
-        self._offer("status", S.EV_STATUS, self.status_body(), ts)
+        self.last_temperature_ts = ts_ns // 1_000_000
+        self._offer("temperature", S.EV_TEMPERATURE, self.temperature, ts_ns)
+        self._offer("status", S.EV_STATUS, self.status_body(), ts_ns)
 
-    def on_current(self, data: Mapping[str, Any], ts: int) -> None:
+    def on_current(self, data: Mapping[str, Any], ts_ns: int) -> None:
         offsets = data.get("offsets")
         if isinstance(offsets, Mapping) and dict(offsets) != self.offsets:
             self.offsets = dict(offsets)
@@ -235,12 +252,15 @@ class Hub:
         self.state = state
         self.job = S.shape_job(data.get("job"))
         self.progress = S.shape_progress(data.get("progress"), state["text"], self.job)
-        self.last_ts = max(self.last_ts, ts)
-        self._offer("progress", S.EV_PROGRESS, self.progress, ts)
-        self._offer("status", S.EV_STATUS, self.status_body(), ts, force=state_changed)
+        self.last_ts = max(self.last_ts, ts_ns // 1_000_000)
+        self._offer("progress", S.EV_PROGRESS, self.progress, ts_ns)
+        self._offer("status", S.EV_STATUS, self.status_body(), ts_ns, force=state_changed)
 
-    def on_event(self, name: str, payload: Optional[Mapping[str, Any]], ts: int) -> None:
+    def on_event(
+        self, name: str, payload: Optional[Mapping[str, Any]], ts_ns: int
+    ) -> None:
         payload = payload or {}
+        ts = ts_ns // 1_000_000
         if name in JOB_EVENTS:
             self._job_event(name, payload, ts)
         elif name in CONNECTION_EVENTS:
@@ -322,7 +342,7 @@ class Hub:
             return
         if changed_state or connection["state"] == "connected":
             self._emit(S.EV_CONNECTION, connection, ts, "connection")
-        self._offer("status", S.EV_STATUS, self.status_body(), ts, force=True)
+        self._offer("status", S.EV_STATUS, self.status_body(), ts * 1_000_000, force=True)
 
     # ~~ introspection
 

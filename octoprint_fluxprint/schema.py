@@ -69,6 +69,10 @@ class Meta(BaseModel):
     seq: int = Field(ge=1, description="Strictly increasing per printer, across restarts")
     ts: int = Field(ge=0, description="Epoch milliseconds at which the data was observed")
     printer: str = Field(description="This instance's printer id")
+    trace: Optional[dict[str, int]] = Field(
+        None,
+        description="Benchmark instrumentation only (FLUXPRINT_TRACE=1): cb_ns, emit_ns",
+    )
 
 
 class HeaterReading(BaseModel):

@@ -20,6 +20,7 @@ from socketio import packet as sio_packet
 from socketio.exceptions import ConnectionRefusedError
 
 from . import schema as S
+from .compression import compression_options
 from .hub import Hub
 
 _logger = logging.getLogger(__name__)
@@ -45,7 +46,11 @@ class Clock:
 
     @staticmethod
     def wall_ms() -> int:
-        return int(time.time() * 1000)
+        return time.time_ns() // 1_000_000
+
+    @staticmethod
+    def wall_ns() -> int:
+        return time.time_ns()
 
 
 def remote_address(environ: Mapping[str, Any]) -> str:
@@ -71,6 +76,7 @@ class Transport:
             logger=False,
             engineio_logger=False,
         )
+        self.compression = "off"  # websocket permessage-deflate mode, from the settings
         self.loop: Any = None  # tornado IOLoop, captured in on_startup
         self.hub: Optional[Hub] = None
         self.clients: dict[str, ClientInfo] = {}
@@ -89,7 +95,19 @@ class Transport:
             loop.add_callback(fn, *args)
 
     def route(self) -> tuple[str, type, dict]:
-        return (r"/socket.io/.*", socketio.get_tornado_handler(self.sio), {})
+        return (r"/socket.io/.*", self._handler_class(), {})
+
+    def _handler_class(self) -> type:
+        base = socketio.get_tornado_handler(self.sio)
+        transport = self
+
+        class FluxPrintHandler(base):  # type: ignore[misc, valid-type]
+            def get_compression_options(self):
+                # engineio always offers permessage-deflate at tornado's defaults
+                # (~256 KiB of zlib state per connection); the setting decides
+                return compression_options(transport.compression)
+
+        return FluxPrintHandler
 
     def body_size(self) -> tuple[str, str, int]:
         return ("POST", r"/socket.io/.*", MAX_HTTP_BUFFER_SIZE)
