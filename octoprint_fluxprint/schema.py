@@ -63,7 +63,13 @@ CHANNEL_OF_EVENT = {
 # ~~ models of what the server sends
 
 
-class Meta(BaseModel):
+class Payload(BaseModel):
+    """Server payloads: every field is always present (null where unknown)."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+class Meta(Payload):
     """Keys stamped on every payload."""
 
     seq: int = Field(ge=1, description="Strictly increasing per printer, across restarts")
@@ -75,14 +81,14 @@ class Meta(BaseModel):
     )
 
 
-class HeaterReading(BaseModel):
+class HeaterReading(Payload):
     model_config = ConfigDict(extra="forbid")
     actual: Optional[float]
     target: Optional[float]
     offset: float = 0
 
 
-class StateFlags(BaseModel):
+class StateFlags(Payload):
     model_config = ConfigDict(extra="forbid")
     operational: bool
     printing: bool
@@ -97,31 +103,31 @@ class StateFlags(BaseModel):
     sdReady: bool
 
 
-class State(BaseModel):
+class State(Payload):
     text: str
     flags: StateFlags
     error: Optional[str] = None
 
 
-class JobFile(BaseModel):
+class JobFile(Payload):
     name: Optional[str] = None
     path: Optional[str] = None
     origin: Optional[str] = None
     size: Optional[int] = None
 
 
-class ProgressFile(BaseModel):
+class ProgressFile(Payload):
     name: Optional[str] = None
     path: Optional[str] = None
 
 
-class Job(BaseModel):
+class Job(Payload):
     file: JobFile
     estimatedPrintTime: Optional[float] = None
     user: Optional[str] = None
 
 
-class Progress(BaseModel):
+class Progress(Payload):
     completion: Optional[float] = Field(None, ge=0, le=100)
     printTime: Optional[float] = None
     printTimeLeft: Optional[float] = None
@@ -134,7 +140,7 @@ class Progress(BaseModel):
 ConnectionStateName = Literal["connecting", "connected", "disconnected", "error"]
 
 
-class Connection(BaseModel):
+class Connection(Payload):
     state: ConnectionStateName
     port: Optional[str] = None
     baudrate: Optional[int] = None
@@ -247,8 +253,12 @@ def events_json_schema() -> dict[str, Any]:
     defs: dict[str, Any] = {}
     events: dict[str, Any] = {}
     for name, model in EVENT_MODELS.items():
-        schema = model.model_json_schema(ref_template="#/$defs/{model}")
+        schema = model.model_json_schema(
+            ref_template="#/$defs/{model}", mode="serialization"
+        )
         defs.update(schema.pop("$defs", {}))
+        if "trace" in schema.get("required", ()):
+            schema["required"].remove("trace")  # only present when tracing is on
         defs[model.__name__] = schema
         events[name] = {"$ref": f"#/$defs/{model.__name__}"}
     client: dict[str, Any] = {}

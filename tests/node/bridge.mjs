@@ -1,0 +1,66 @@
+// A socket.io-client 4 connection driven over stdin/stdout with JSON lines, so Python
+// tests can use Node the way FluxStudio does.
+//
+//   node bridge.mjs '{"url": "...", "namespace": "/ws/printing", "path": "...",
+//                     "auth": {...}, "transports": ["websocket"], "extraHeaders": {...}}'
+//
+// stdin:  {"op": "emit", "id": 1, "event": "printer:subscribe", "data": {...}}
+//         {"op": "close"}
+// stdout: {"type": "connect"|"connect_error"|"disconnect"|"event"|"ack"|"upgrade", ...}
+import { io } from "socket.io-client";
+import readline from "node:readline";
+
+const opts = JSON.parse(process.argv[2]);
+const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
+
+const socket = io(opts.url + opts.namespace, {
+  path: opts.path,
+  auth: opts.auth ?? {},
+  transports: opts.transports ?? ["websocket", "polling"],
+  upgrade: opts.upgrade ?? true,
+  extraHeaders: opts.extraHeaders ?? {},
+  reconnection: opts.reconnection ?? false,
+  reconnectionDelay: opts.reconnectionDelay ?? 1000,
+  forceNew: true,
+  timeout: 10000,
+});
+
+socket.on("connect", () => {
+  const engine = socket.io.engine;
+  out({ type: "connect", id: socket.id, transport: engine.transport.name, recv: Date.now() });
+  engine.once("upgrade", (t) => out({ type: "upgrade", transport: t.name }));
+});
+socket.on("connect_error", (err) =>
+  out({ type: "connect_error", message: err.message, data: err.data ?? null }),
+);
+socket.on("disconnect", (reason, description) =>
+  out({ type: "disconnect", reason, recv: Date.now() }),
+);
+socket.onAny((event, ...args) =>
+  out({ type: "event", event, data: args.length ? args[0] : null, recv: Date.now() }),
+);
+
+const rl = readline.createInterface({ input: process.stdin });
+rl.on("line", (line) => {
+  let cmd;
+  try {
+    cmd = JSON.parse(line);
+  } catch (e) {
+    out({ type: "bridge_error", message: String(e) });
+    return;
+  }
+  if (cmd.op === "emit") {
+    const args = "data" in cmd ? [cmd.data] : [];
+    socket.timeout(cmd.timeout ?? 10000).emit(cmd.event, ...args, (err, resp) =>
+      out({ type: "ack", id: cmd.id, error: err ? String(err) : null, data: resp ?? null }),
+    );
+  } else if (cmd.op === "close") {
+    socket.close();
+    out({ type: "closed" });
+    setTimeout(() => process.exit(0), 50);
+  }
+});
+rl.on("close", () => {
+  socket.close();
+  process.exit(0);
+});
