@@ -17,7 +17,7 @@ import octoprint.plugin
 from octoprint.access.permissions import Permissions
 from octoprint.printer import PrinterCallback
 
-from . import auth, compression, schema
+from . import auth, compression, panel, schema
 from .hub import HANDLED_EVENTS, Hub
 from .seq import FileBound, SeqAllocator
 from .transport import Clock, Transport
@@ -239,6 +239,7 @@ class FluxPrintPlugin(
             "socketio_path": schema.SOCKETIO_PATH,
             "namespace": schema.NAMESPACE,
             "max_interval": schema.MAX_INTERVAL,
+            "channels": list(schema.CHANNELS),
         }
 
     # ~~ AssetPlugin
@@ -286,6 +287,101 @@ class FluxPrintPlugin(
                 "printer": {"connected": connected},
             }
         )
+
+    # ~~ panel (settings panel: live clients table and health, pushed as plugin
+    # messages at most once a second while someone has the FluxPrint tab open)
+
+    PANEL_TICK_MS = 500
+
+    def get_api_commands(self):
+        return {"panel": ["token"]}
+
+    def on_api_command(self, command, data):
+        if command != "panel":
+            return None
+        if not all(p.can() for p in self._panel_permissions()):
+            flask.abort(403)
+        token = panel.valid_token(data.get("token"))
+        if token is None:
+            flask.abort(400, description="token: 1 to 64 letters, digits, - or _")
+        if self.transport is None or self.transport.loop is None:
+            flask.abort(503)
+        self.transport.submit(self._panel_mark, token, bool(data.get("open", True)))
+        return flask.jsonify({"ok": True, "lease": panel.LEASE})
+
+    def _panel_permissions(self) -> list:
+        # "FluxPrint: receive live printer data" where registered, else STATUS
+        receive = Permissions.find("PLUGIN_FLUXPRINT_RECEIVE") or Permissions.STATUS
+        # the table shows users and addresses: settings admins only
+        return [Permissions.SETTINGS, receive]
+
+    def _panel_mark(self, token: str, is_open: bool) -> None:
+        # on the loop
+        now = time.monotonic()
+        feed = self._panel_feed()
+        if is_open:
+            feed.open(token, now)
+            if self._panel_timer is None:
+                from tornado.ioloop import PeriodicCallback
+
+                self._panel_timer = PeriodicCallback(self._panel_tick, self.PANEL_TICK_MS)
+                self._panel_timer.start()
+            self._panel_tick()
+        else:
+            feed.close(token, now)
+            if not feed.active(now):
+                self._panel_stop()
+
+    def _panel_feed(self) -> panel.PanelFeed:
+        feed = getattr(self, "_panel", None)
+        if feed is None:
+            feed = self._panel = panel.PanelFeed()
+            self._panel_timer = None
+        return feed
+
+    def _panel_stop(self) -> None:
+        timer = getattr(self, "_panel_timer", None)
+        if timer is not None:
+            timer.stop()
+            self._panel_timer = None
+
+    def _panel_tick(self) -> None:
+        # on the loop, every PANEL_TICK_MS while the panel is open
+        feed = self._panel_feed()
+        now = time.monotonic()
+        if not feed.active(now):
+            self._panel_stop()
+            return
+        if self.transport is None or self.hub is None:
+            return
+        hub = self.hub
+        message = feed.tick(
+            now,
+            time.time_ns() // 1_000_000,
+            self.transport.client_table(),
+            hub.emitted,
+            hub.last_temperature_ts,
+            hub.connection,
+        )
+        if message is not None:
+            self._plugin_manager.send_plugin_message(
+                self._identifier, message, permissions=self._panel_permissions()
+            )
+
+    # ~~ softwareupdate hook
+
+    def get_update_information(self, *args, **kwargs):
+        return {
+            "fluxprint": {
+                "displayName": "FluxPrint",
+                "displayVersion": self._plugin_version,
+                "type": "github_release",
+                "user": "fluxprint",
+                "repo": "OctoPrint-FluxPrint",
+                "current": self._plugin_version,
+                "pip": "https://github.com/fluxprint/OctoPrint-FluxPrint/archive/{target_version}.zip",
+            }
+        }
 
     # ~~ authentication (runs on the loop: in-memory look-ups only)
 
@@ -340,4 +436,5 @@ __plugin_implementation__ = FluxPrintPlugin()
 __plugin_hooks__ = {
     "octoprint.server.http.routes": __plugin_implementation__.get_routes,
     "octoprint.server.http.bodysize": __plugin_implementation__.get_body_sizes,
+    "octoprint.plugin.softwareupdate.check_config": __plugin_implementation__.get_update_information,
 }
