@@ -102,6 +102,7 @@ class SeqAllocator:
             return self._limit
 
     def next(self) -> int:
+        reserve = None
         with self._lock:
             if self._next > self._limit:
                 # the background reservation has not landed: reserve inline (rare)
@@ -110,9 +111,10 @@ class SeqAllocator:
             self._next += 1
             if not self._reserving and self._limit - value < self._block // 2:
                 self._reserving = True
-                target = self._limit + self._block
-                self._spawn(lambda: self._reserve(target))
-            return value
+                reserve = self._limit + self._block
+        if reserve is not None:
+            self._spawn(lambda: self._reserve(reserve))
+        return value
 
     def _reserve(self, target: int) -> None:
         try:

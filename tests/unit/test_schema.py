@@ -1,0 +1,100 @@
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from octoprint_fluxprint import schema as S
+from octoprint_fluxprint import schemas
+
+
+def test_shipped_schema_is_generated_from_the_models():
+    assert schemas.load() == json.loads(S.dump_schema()), (
+        "run: python -m octoprint_fluxprint.schemas > octoprint_fluxprint/schemas/events.schema.json"
+    )
+
+
+def test_every_event_is_in_the_schema():
+    shipped = schemas.load()
+    assert set(shipped["events"]) == set(S.EVENT_MODELS)
+    assert set(shipped["client_events"]) == {"printer:subscribe", "printer:unsubscribe"}
+
+
+def test_seed_examples_are_subsets():
+    # the seed document's printer:status example keys all exist in ours
+    state = S.shape_state(
+        {
+            "text": "Printing",
+            "flags": {"operational": True, "printing": True, "paused": False},
+        }
+    )
+    assert {"text", "flags"} <= set(state)
+    assert {"operational", "printing", "paused"} <= set(state["flags"])
+    temps = S.shape_temperature(
+        {
+            "bed": {"actual": 60.5, "target": 60},
+            "tool0": {"actual": 200.2, "target": 200},
+        },
+        {},
+    )
+    assert temps["bed"] == {"actual": 60.5, "target": 60, "offset": 0}
+    progress = S.shape_progress(
+        {"completion": 45.5, "printTime": 1234, "printTimeLeft": 1500}, "Printing", {}
+    )
+    assert {"completion", "printTime", "printTimeLeft", "state"} <= set(progress)
+
+
+def test_shaping_tolerates_garbage():
+    assert S.shape_state(None)["flags"]["closedOrError"] is True
+    assert S.shape_state({"text": 5, "flags": None})["text"] == "Unknown"
+    assert S.shape_job({"file": {"size": "big", "name": 3}})["file"] == {
+        "name": None,
+        "path": None,
+        "origin": None,
+        "size": None,
+    }
+    assert S.shape_temperature({"time": 1, "x": 3, "tool0": {"actual": "hot"}}, {}) == {}
+    assert S.shape_progress({"completion": 140.0}, "Printing", {})["completion"] == 100.0
+    assert S.progress_percent(0.5) == 50.0 and S.progress_percent(None) is None
+
+
+def test_subscribe_validation_messages():
+    ok = S.parse_client_payload(
+        S.SubscribeRequest, {"channels": ["temperature"], "intervals": {"temperature": 5}}
+    )
+    assert ok.channels == ["temperature"] and ok.intervals.temperature == 5
+    assert S.parse_client_payload(S.SubscribeRequest, None).channels is None
+    for bad, fragment in [
+        ("x", "JSON object"),
+        ([1], "JSON object"),
+        ({"channels": ["nope"]}, "channels.0"),
+        ({"channels": "status"}, "channels"),
+        ({"intervals": {"temperature": -1}}, "intervals.temperature"),
+        ({"intervals": {"temperature": 1e9}}, "intervals.temperature"),
+        ({"intervals": {"temperature": "5"}}, "intervals.temperature"),
+        ({"intervals": {"temperature": float("nan")}}, "intervals.temperature"),
+        ({"intervals": {"jobs": 1}}, "intervals.jobs"),
+        ({"extra": 1}, "extra"),
+    ]:
+        with pytest.raises(S.ClientError) as exc:
+            S.parse_client_payload(S.SubscribeRequest, bad)
+        assert fragment in str(exc.value)
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
+        lambda c: (
+            st.lists(c, max_size=5) | st.dictionaries(st.text(max_size=10), c, max_size=5)
+        ),
+        max_leaves=30,
+    )
+)
+def test_validator_never_crashes(payload):
+    for model in (S.SubscribeRequest, S.UnsubscribeRequest):
+        try:
+            result = S.parse_client_payload(model, payload)
+        except S.ClientError as exc:
+            assert str(exc)
+        else:
+            assert result.channels is None or set(result.channels) <= set(S.CHANNELS)
