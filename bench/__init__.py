@@ -1,0 +1,1 @@
+"""FluxPrint benchmark suite (GitHub issue #6): ``.venv/bin/python -m bench``."""

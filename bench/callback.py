@@ -1,0 +1,103 @@
+"""In-process cost of ``PrinterFeed.on_printer_add_temperature`` on the calling
+(comm) thread: the plugin's real Transport/Hub with a running tornado IOLoop in
+another thread, as in OctoPrint."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+
+from octoprint_fluxprint import PrinterFeed
+from octoprint_fluxprint.hub import Hub
+from octoprint_fluxprint.schema import NAMESPACE
+from octoprint_fluxprint.transport import Clock, Transport
+
+
+def _pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    i = min(len(s) - 1, max(0, int(round(p / 100 * len(s) + 0.5)) - 1))
+    return s[i]
+
+
+def temperature_data(i: int) -> dict:
+    # what OctoPrint's comm thread hands to on_printer_add_temperature
+    return {
+        "time": int(time.time()),
+        "tool0": {"actual": 200.0 + (i % 50) / 10, "target": 210.0},
+        "bed": {"actual": 59.5 + (i % 10) / 10, "target": 60.0},
+        "chamber": {"actual": None, "target": None},
+    }
+
+
+def run(calls: int = 5000, pace_s: float = 0.002, clients: int = 10) -> dict:
+    from tornado.ioloop import IOLoop
+
+    ready = threading.Event()
+    holder: dict = {}
+
+    def loop_thread() -> None:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        holder["loop"] = IOLoop.current()
+        ready.set()
+        holder["loop"].start()
+
+    thread = threading.Thread(target=loop_thread, daemon=True)
+    thread.start()
+    ready.wait(10)
+    loop = holder["loop"]
+
+    transport = Transport(authenticate=lambda auth, environ: None)
+    counter = itertools.count(1)
+    hub = Hub(
+        sink=transport,
+        clock=Clock(),
+        next_seq=lambda: next(counter),
+        printer_id="bench",
+        intervals={"status": 5.0, "temperature": 0.0, "progress": 1.0},
+    )
+    transport.attach(loop, hub)
+    done = threading.Event()
+
+    async def add_clients() -> None:
+        # subscribed sids without sockets: the hub shapes, encodes and tries to send
+        for i in range(clients):
+            sid = await transport.sio.manager.connect(f"bench-eio-{i}", NAMESPACE)
+            hub.add_client(sid)
+        done.set()
+
+    loop.add_callback(add_clients)
+    done.wait(10)
+    feed = PrinterFeed(transport, hub)
+    samples = []
+    data = [temperature_data(i) for i in range(100)]
+    clock = time.perf_counter_ns
+    for i in range(calls + 200):
+        d = data[i % 100]
+        t0 = clock()
+        feed.on_printer_add_temperature(d)
+        t1 = clock()
+        if i >= 200:  # warm-up
+            samples.append((t1 - t0) / 1000)
+        if pace_s:
+            time.sleep(pace_s)
+    emitted = hub.emitted
+    loop.add_callback(loop.stop)
+    thread.join(5)
+    return {
+        "calls": len(samples),
+        "pace_s": pace_s,
+        "hub_clients": clients,
+        "hub_emitted": emitted,
+        "p50_us": _pct(samples, 50),
+        "p99_us": _pct(samples, 99),
+        "max_us": max(samples),
+        "mean_us": sum(samples) / len(samples),
+    }
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(), indent=2))

@@ -1,0 +1,298 @@
+// FluxPrint benchmark load generator: N real clients in one Node process, driven
+// over stdin/stdout with JSON lines (one process per load, so its CPU is never
+// counted as OctoPrint's).
+//
+//   node loadgen.mjs '{"mode": "fluxprint"|"sockjs"|"rest", "url": "http://127.0.0.1:5000",
+//                      "apikey": "...", "auth": "name:session", "subscribe": {...}}'
+//
+// stdin:  {"op": "grow", "n": 100}      open clients until 100 are connected
+//         {"op": "window_start"}        zero the counters
+//         {"op": "window_end"}          report what arrived since window_start
+//         {"op": "close"}
+// stdout: {"type": "grown"|"window"|"ready"|"error", ...}
+//
+// Bytes are read off the TCP sockets (net.Socket.bytesRead/bytesWritten), so they
+// include HTTP, websocket and Socket.IO/SockJS framing.
+import { createRequire } from "node:module";
+import readline from "node:readline";
+import http from "node:http";
+import { performance } from "node:perf_hooks";
+
+const require = createRequire(new URL("../tests/node/package.json", import.meta.url));
+const { io } = require("socket.io-client");
+const WebSocket = require("ws");
+
+const opts = JSON.parse(process.argv[2]);
+const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
+const nowMs = () => performance.timeOrigin + performance.now(); // epoch ms, µs resolution
+
+const clients = [];
+const sockets = new Set(); // every TCP socket the clients opened
+let snap = new Map();
+let win = null;
+let negotiated; // Sec-WebSocket-Extensions the server answered (first client)
+
+function newWindow() {
+  return { start: nowMs(), msgs: 0, updates: 0, events: {}, lat: [], emitLat: [], byEvent: {}, dataAge: [], errors: 0 };
+}
+
+function track(sock) {
+  if (sock && !sockets.has(sock)) sockets.add(sock);
+}
+
+function record(event, latMs, emitLatMs) {
+  if (!win) return;
+  win.msgs += 1;
+  win.events[event] = (win.events[event] ?? 0) + 1;
+  if (latMs !== undefined && latMs !== null) {
+    win.lat.push(latMs);
+    (win.byEvent[event] ??= []).push(latMs);
+  }
+  if (emitLatMs !== undefined && emitLatMs !== null) win.emitLat.push(emitLatMs);
+}
+
+// ~~ FluxPrint: socket.io-client 4 over websocket, the way FluxStudio connects
+
+function openFluxPrint() {
+  return new Promise((resolve) => {
+    const socket = io(opts.url + "/ws/printing", {
+      path: "/plugin/fluxprint/socket.io/",
+      auth: { apikey: opts.apikey },
+      transports: ["websocket"],
+      reconnection: false,
+      forceNew: true,
+      timeout: 30000,
+    });
+    const client = { socket, ok: false };
+    socket.on("connect", () => {
+      client.ok = true;
+      const ws = socket.io.engine.transport.ws;
+      track(ws?._socket);
+      if (negotiated === undefined) negotiated = ws?.extensions ?? null;
+      if (opts.subscribe) {
+        socket.emit("printer:subscribe", opts.subscribe, () => resolve(client));
+      } else {
+        resolve(client);
+      }
+    });
+    socket.on("connect_error", (err) => {
+      if (win) win.errors += 1;
+      resolve(client);
+    });
+    socket.onAny((event, payload) => {
+      if (!win) return;
+      const trace = payload && payload.trace;
+      if (trace && trace.cb_ns > 0) {
+        const recv = nowMs();
+        record(event, recv - trace.cb_ns / 1e6, recv - trace.emit_ns / 1e6);
+      } else {
+        record(event);
+      }
+      win.updates += 1;
+    });
+  });
+}
+
+// ~~ OctoPrint's SockJS push, over SockJS's raw websocket transport (what a browser's
+// sockjs-client uses when websockets work)
+
+function openSockJS() {
+  return new Promise((resolve) => {
+    const server = String(Math.floor(Math.random() * 1000)).padStart(3, "0");
+    const session = Math.random().toString(36).slice(2, 10);
+    const wsUrl = opts.url.replace(/^http/, "ws") + `/sockjs/${server}/${session}/websocket`;
+    const ws = new WebSocket(wsUrl, { perMessageDeflate: opts.perMessageDeflate ?? true });
+    const client = { ws, ok: false };
+    let resolved = false;
+    const done = () => {
+      if (!resolved) {
+        resolved = true;
+        resolve(client);
+      }
+    };
+    ws.on("upgrade", () => track(ws._socket));
+    ws.on("open", () => {
+      track(ws._socket);
+      if (negotiated === undefined) negotiated = ws.extensions ?? null;
+    });
+    ws.on("message", (data) => {
+      const text = data.toString();
+      const kind = text[0];
+      if (kind === "o") {
+        ws.send(JSON.stringify([JSON.stringify({ auth: opts.auth })]));
+        client.ok = true;
+        done();
+      } else if (kind === "a" && win) {
+        const recv = nowMs();
+        for (const raw of JSON.parse(text.slice(1))) {
+          const msg = typeof raw === "string" ? JSON.parse(raw) : raw;
+          const key = Object.keys(msg)[0];
+          if (key === "current") {
+            const st = msg.current.serverTime;
+            record("current", st ? recv - st * 1000 : null);
+            win.updates += 1;
+            const temps = msg.current.temps;
+            if (temps && temps.length) win.dataAge.push(recv - temps[temps.length - 1].time * 1000);
+          } else {
+            record(key);
+          }
+        }
+      }
+    });
+    ws.on("error", () => {
+      if (win) win.errors += 1;
+      done();
+    });
+    ws.on("close", () => done());
+  });
+}
+
+// ~~ REST polling: GET /api/printer and /api/job once a second, keep-alive
+
+function openRest(index, total) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+  const client = { agent, ok: true, stop: false };
+  const get = (path) =>
+    new Promise((resolve) => {
+      const req = http.get(opts.url + path, { agent, headers: { "X-Api-Key": opts.apikey } }, (res) => {
+        res.on("data", () => {});
+        res.on("end", () => resolve(res.statusCode === 200));
+      });
+      req.on("socket", track);
+      req.on("error", () => resolve(false));
+    });
+  const period = (opts.pollInterval ?? 1) * 1000;
+  let next = nowMs() + (period * index) / Math.max(1, total);
+  const tick = async () => {
+    if (client.stop) return;
+    const t0 = nowMs();
+    const ok = (await Promise.all([get("/api/printer"), get("/api/job")])).every(Boolean);
+    const t1 = nowMs();
+    if (win) {
+      if (ok) {
+        record("poll", t1 - t0);
+        win.updates += 1;
+      } else win.errors += 1;
+    }
+    next += period;
+    while (next < nowMs()) next += period; // overloaded: skip, never pile up
+    setTimeout(tick, next - nowMs());
+  };
+  setTimeout(tick, Math.max(0, next - nowMs()));
+  return Promise.resolve(client);
+}
+
+async function grow(n) {
+  const t0 = nowMs();
+  let failed = 0;
+  const batch = opts.batch ?? 25;
+  while (clients.length < n) {
+    const k = Math.min(batch, n - clients.length);
+    const pending = [];
+    for (let i = 0; i < k; i++) {
+      const index = clients.length + i;
+      if (opts.mode === "fluxprint") pending.push(openFluxPrint());
+      else if (opts.mode === "sockjs") pending.push(openSockJS());
+      else pending.push(openRest(index, n));
+    }
+    const opened = await Promise.all(pending);
+    for (const c of opened) {
+      clients.push(c);
+      if (!c.ok) failed += 1;
+    }
+  }
+  const connected = clients.filter((c) => c.ok).length;
+  out({ type: "grown", n: clients.length, connected, failed, seconds: (nowMs() - t0) / 1000, extensions: negotiated ?? null });
+}
+
+function pct(sorted, p) {
+  if (!sorted.length) return null;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+function summary(values) {
+  const s = Float64Array.from(values).sort();
+  if (!s.length) return { count: 0, p50: null, p90: null, p99: null, max: null, mean: null };
+  let sum = 0;
+  for (const v of s) sum += v;
+  return { count: s.length, p50: pct(s, 50), p90: pct(s, 90), p99: pct(s, 99), max: s[s.length - 1], mean: sum / s.length };
+}
+
+function bytes() {
+  let read = 0;
+  let written = 0;
+  for (const s of sockets) {
+    const before = snap.get(s) ?? [0, 0];
+    read += (s.bytesRead ?? 0) - before[0];
+    written += (s.bytesWritten ?? 0) - before[1];
+  }
+  return { read, written };
+}
+
+function windowStart() {
+  snap = new Map();
+  for (const s of sockets) snap.set(s, [s.bytesRead ?? 0, s.bytesWritten ?? 0]);
+  win = newWindow();
+  out({ type: "window_started" });
+}
+
+function windowEnd() {
+  const w = win;
+  win = null;
+  const b = bytes();
+  const connected =
+    opts.mode === "fluxprint"
+      ? clients.filter((c) => c.socket.connected).length
+      : opts.mode === "sockjs"
+        ? clients.filter((c) => c.ws.readyState === WebSocket.OPEN).length
+        : clients.length;
+  out({
+    type: "window",
+    seconds: (nowMs() - w.start) / 1000,
+    clients: connected,
+    messages: w.msgs,
+    updates: w.updates,
+    events: w.events,
+    errors: w.errors,
+    bytes_read: b.read,
+    bytes_written: b.written,
+    latency_ms: summary(w.lat),
+    emit_latency_ms: summary(w.emitLat),
+    latency_by_event_ms: Object.fromEntries(Object.entries(w.byEvent).map(([k, v]) => [k, summary(v)])),
+    data_age_ms: summary(w.dataAge),
+  });
+}
+
+function closeAll() {
+  for (const c of clients) {
+    c.stop = true;
+    if (c.socket) c.socket.close();
+    if (c.ws) c.ws.terminate();
+    if (c.agent) c.agent.destroy();
+  }
+}
+
+const rl = readline.createInterface({ input: process.stdin });
+rl.on("line", async (line) => {
+  let cmd;
+  try {
+    cmd = JSON.parse(line);
+  } catch (e) {
+    out({ type: "error", message: String(e) });
+    return;
+  }
+  if (cmd.op === "grow") await grow(cmd.n);
+  else if (cmd.op === "window_start") windowStart();
+  else if (cmd.op === "window_end") windowEnd();
+  else if (cmd.op === "close") {
+    closeAll();
+    out({ type: "closed" });
+    setTimeout(() => process.exit(0), 100);
+  }
+});
+rl.on("close", () => {
+  closeAll();
+  setTimeout(() => process.exit(0), 100);
+});
+out({ type: "ready", mode: opts.mode });
