@@ -339,6 +339,7 @@ def test_firmware_error_order_and_replay_by_subscribe(operational):
         # then a fresh status; and the temperature history it asked for
         late = client(octo).start()
         try:
+            late.wait_for(lambda c: c.status is not None, 10)  # the connect status
             mark = len(late.records)
             ack = late.subscribe(since=start, history=1)
             assert ack["ok"] is True
@@ -425,8 +426,10 @@ def test_stuck_client_is_bounded_and_does_not_delay_others(operational):
             if dropped_at is None and health_clients(octo) == 1:
                 dropped_at = time.monotonic() - t_stall
             time.sleep(0.5)
-        # the server let go of the stuck client (budget), well within the stall
-        assert dropped_at is not None and dropped_at < 45, dropped_at
+        # the server let go of the stuck client (budget, grace 5 s) well before
+        # engine.io's own ping timeout would have (25 + 20 s), which is all that
+        # happens without a budget while tornado's write buffer grows meanwhile
+        assert dropped_at is not None and dropped_at < 30, dropped_at
 
         # the other client was never held up: telemetry kept arriving, in time
         stamps = [t for t in fast_recv if t >= t_stall]
@@ -457,9 +460,16 @@ def test_stuck_client_is_bounded_and_does_not_delay_others(operational):
 # ~~ restart (same data folder)
 
 
+def ensure_running(octo) -> None:
+    if octo.proc is None:  # an earlier failure left it stopped
+        octo.start()
+        octo.connect_printer()
+    octo.ensure_operational()
+
+
 def test_restart_keeps_seq_monotonic_and_replays_across_it(server):
     octo = server
-    octo.ensure_operational()
+    ensure_running(octo)
     start = status_seq(octo)
     ref = client(octo, last_seq=start).start()
     watcher = client(octo, rest_interval=0, reconnect_delay=60)  # stays away after
@@ -502,6 +512,7 @@ def test_restart_keeps_seq_monotonic_and_replays_across_it(server):
     finally:
         watcher.close()
         ref.close()
+        ensure_running(octo)
 
 
 # ~~ resync (restarts with a tiny retention)
@@ -509,6 +520,7 @@ def test_restart_keeps_seq_monotonic_and_replays_across_it(server):
 
 def test_resync_when_older_than_retention(server):
     octo = server
+    ensure_running(octo)
     start = status_seq(octo)
     octo.stop()
     octo.fluxprint = dict(FLUXPRINT, event_log={"max_events": 3, "max_age_days": 30})
@@ -551,4 +563,4 @@ def test_resync_when_older_than_retention(server):
         finally:
             future.close()
     finally:
-        octo.connect_printer()
+        ensure_running(octo)
