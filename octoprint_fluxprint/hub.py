@@ -288,7 +288,7 @@ class Hub:
             body["error"] = (
                 S._str(payload.get("error")) if body["reason"] == "error" else None
             )
-            body["progress"] = S.progress_percent(payload.get("progress"))
+            body["progress"] = S.failed_progress(payload)
             body["printTime"] = S._num(payload.get("time"))
         self._emit(JOB_EVENTS[name], body, ts, "jobs")
 

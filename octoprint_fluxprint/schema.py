@@ -407,9 +407,23 @@ def event_user(payload: Mapping[str, Any]) -> Optional[str]:
     return _str(payload.get("user")) or _str(payload.get("owner"))
 
 
-def progress_percent(value: Any) -> Optional[float]:
-    """PrintFailed gives a 0-1 fraction; FluxPrint speaks 0-100."""
-    number = _num(value)
-    if number is None:
+def _clamp_percent(value: float) -> float:
+    return min(100.0, max(0.0, round(value, 4)))
+
+
+def failed_progress(payload: Mapping[str, Any]) -> Optional[float]:
+    """Percent done of a failed job, from OctoPrint's PrintFailed payload.
+
+    OctoPrint 1.11 is not consistent here: after an error ``progress`` is the
+    0-1 fraction from the comm layer, after a cancel it is already an int percent.
+    The file position over the size is exact where both are present.
+    """
+    pos, size = _num(payload.get("fileposition")), _num(payload.get("size"))
+    if pos is not None and size:
+        return _clamp_percent(pos / size * 100.0)
+    number = _num(payload.get("progress"))
+    if number is None or number < 0:
         return None
-    return min(100.0, max(0.0, round(number * 100.0, 4)))
+    if payload.get("reason") == "cancelled":
+        return _clamp_percent(number)
+    return _clamp_percent(number * 100.0)

@@ -4,7 +4,6 @@ factories for Python and Node."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -12,6 +11,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 ARTIFACTS = os.environ.get("FLUXPRINT_ARTIFACTS", os.path.join(ROOT, "test-artifacts"))
 
@@ -76,34 +76,3 @@ def clients(octo, event_schema):
         client.close()
     for client in made:
         validate_records(event_schema, client.records)
-        _LATENCIES.extend(
-            r["recv"] - r["data"]["ts"]
-            for r in client.records
-            if client.kind == "node"
-            and r["event"] in ("printer:temperature", "printer:progress")
-            and isinstance(r["data"], dict)
-        )
-
-
-_LATENCIES: list[float] = []
-
-
-def pytest_sessionfinish(session, exitstatus):
-    if not _LATENCIES:
-        return
-    data = sorted(_LATENCIES)
-
-    def pct(p: float) -> float:
-        return data[min(len(data) - 1, int(round(p / 100 * (len(data) - 1))))]
-
-    summary = {
-        "samples": len(data),
-        "p50_ms": pct(50),
-        "p99_ms": pct(99),
-        "max_ms": data[-1],
-        "note": "callback receipt in the plugin (ts) to a Node socket.io-client's receipt",
-    }
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    with open(os.path.join(ARTIFACTS, "latency.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    print(f"\nFluxPrint latency, plugin callback -> Node client: {summary}")

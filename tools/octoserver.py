@@ -281,6 +281,9 @@ class OctoServer:
         )
         r.raise_for_status()
         self.wait_state(("Operational",), timeout)
+        # OctoPrint's state monitor pushes current data at most every 0.5 s, so the
+        # REST state runs up to that far ahead of what callbacks (and FluxPrint) saw
+        time.sleep(1.0)
 
     def disconnect_printer(self, timeout: float = 30.0) -> None:
         self.api(
@@ -307,6 +310,7 @@ class OctoServer:
         ):
             self.api("POST", "/api/job", json={"command": "cancel"})
             self.wait_state(("Operational",), timeout)
+            time.sleep(1.0)
             return
         if state != "Operational":
             if not state.startswith(("Offline", "Closed", "Error")):

@@ -164,6 +164,10 @@ class PyClient(Recorder):
 
     def close(self) -> None:
         try:
+            if self.sio.transport() == "polling":
+                # python-engineio's client otherwise waits out its pending long-poll
+                # (ping interval + timeout) before disconnect() returns
+                self.sio.eio.disconnect(abort=True)
             self.sio.disconnect()
         except Exception:
             pass

@@ -141,8 +141,8 @@ def test_cancel_yields_one_job_failed_with_percent_progress():
         "user": "admin",
     }
     hub.on_event("PrintStarted", start, ns(clock))
-    hub.on_event("PrintCancelled", {**start, "time": 3.0, "progress": 0.25}, ns(clock))
-    failed = {**start, "time": 3.0, "progress": 0.25, "reason": "cancelled"}
+    hub.on_event("PrintCancelled", {**start, "time": 3.0, "progress": 25}, ns(clock))
+    failed = {**start, "time": 3.0, "progress": 25, "reason": "cancelled"}
     hub.on_event("PrintFailed", failed, ns(clock))
     hub.on_event("PrintFailed", failed, ns(clock))  # a stray duplicate
     events = sink.events(S.EV_JOB_FAILED)

@@ -55,7 +55,15 @@ def test_shaping_tolerates_garbage():
     }
     assert S.shape_temperature({"time": 1, "x": 3, "tool0": {"actual": "hot"}}, {}) == {}
     assert S.shape_progress({"completion": 140.0}, "Printing", {})["completion"] == 100.0
-    assert S.progress_percent(0.5) == 50.0 and S.progress_percent(None) is None
+    assert S.failed_progress({"reason": "error", "progress": 0.5}) == 50.0
+    assert S.failed_progress({"reason": "cancelled", "progress": 2}) == 2.0
+    assert (
+        S.failed_progress(
+            {"reason": "cancelled", "progress": 2, "fileposition": 50, "size": 200}
+        )
+        == 25.0
+    )
+    assert S.failed_progress({"reason": "error"}) is None
 
 
 def test_subscribe_validation_messages():
