@@ -24,6 +24,11 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 PANEL = "#settings_plugin_fluxprint"
+ACCESS_PRESET = {
+    "allowed_origins": ["https://studio.example.com"],
+    "max_connections": 100,
+    "max_connections_per_user": 50,
+}
 
 
 def pytest_configure(config):
@@ -44,6 +49,10 @@ def panel_octo(tmp_path_factory, artifacts_dir):
         # it would log a TypeError to the console on every page load
         disabled_plugins=("errortracking",),
         config={"serial": {"timeout": {"temperatureAutoreport": 1}}},
+        # the access settings (allowed_origins, max_connections,
+        # max_connections_per_user) come with the security work; set here, the
+        # panel shows its Access fieldset whether or not their defaults exist yet
+        fluxprint=ACCESS_PRESET,
     )
     server.start()
     try:

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from tests.browser.conftest import (
+    ACCESS_PRESET,
     PANEL,
     close_settings,
     open_panel,
@@ -229,13 +230,34 @@ def test_panel_in_german(context, panel_octo, artifacts_dir):
                 f"{PANEL} .control-group.error .fluxprint-error"
             ).first.inner_text()
         )
+        # the screenshot rearranges the page: nothing is clicked after it
         screenshot_panel(
             page, os.path.join(artifacts_dir, "fluxprint-settings-panel-de.png")
         )
-        close_settings(page)
     finally:
         page.close()
         panel_octo.api(
             "POST", "/api/settings", json={"appearance": {"defaultLanguage": "_default"}}
         ).raise_for_status()
     assert not errors, "JavaScript errors in the browser console:\n" + "\n".join(errors)
+
+
+def test_access_fieldset_validates_origins_and_limits(page, panel_octo):
+    open_panel(page)
+    origins = page.locator("#fluxprint-allowed_origins")
+    assert origins.input_value() == "\n".join(ACCESS_PRESET["allowed_origins"])
+    limit = page.locator("#fluxprint-max_connections")
+    assert limit.input_value() == str(ACCESS_PRESET["max_connections"])
+    origin_error = page.locator(f"{PANEL} .fluxprint-access .fluxprint-error").first
+    origins.fill("https://studio.example.com\nstudio.example.com")
+    origin_error.wait_for(state="visible")
+    assert "Not an origin: studio.example.com" in origin_error.inner_text()
+    origins.fill("https://studio.example.com\nhttp://10.0.0.5:8080/")
+    origin_error.wait_for(state="hidden")
+    limit.fill("2.5")
+    limit_error = page.locator("#fluxprint-max_connections ~ .fluxprint-error")
+    limit_error.wait_for(state="visible")
+    assert "Enter a whole number from 0 to 10000." in limit_error.inner_text()
+    limit.fill("20")
+    limit_error.wait_for(state="hidden")
+    close_settings(page)
