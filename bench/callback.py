@@ -83,9 +83,11 @@ def run(calls: int = 5000, pace_s: float = 0.002, clients: int = 10) -> dict:
         if pace_s:
             time.sleep(pace_s)
     emitted = hub.emitted
+    components = _components(loop, calls, pace_s)
     loop.add_callback(loop.stop)
     thread.join(5)
     return {
+        "components": components,
         "calls": len(samples),
         "pace_s": pace_s,
         "hub_clients": clients,
@@ -95,6 +97,40 @@ def run(calls: int = 5000, pace_s: float = 0.002, clients: int = 10) -> dict:
         "max_us": max(samples),
         "mean_us": sum(samples) / len(samples),
     }
+
+
+def _components(loop, calls: int, pace_s: float) -> dict:
+    """The same measurement for the parts of the hand-over: what the comm thread pays
+    for tornado's add_callback (asyncio call_soon_threadsafe: a self-pipe write that
+    wakes the loop thread, which then takes the GIL) against a plain deque append."""
+    import collections
+
+    aio = loop.asyncio_loop
+    queue: collections.deque = collections.deque()
+
+    def noop(*args) -> None:
+        pass
+
+    variants = {
+        "time_ns": lambda: time.time_ns(),
+        "deque_append": lambda: queue.append((noop, 1, 2)),
+        "call_soon_threadsafe_noop": lambda: aio.call_soon_threadsafe(noop, 1, 2),
+        "tornado_add_callback_noop": lambda: loop.add_callback(noop, 1, 2),
+    }
+    out = {}
+    clock = time.perf_counter_ns
+    n = max(200, calls // 5)
+    for name, fn in variants.items():
+        samples = []
+        for _ in range(n):
+            t0 = clock()
+            fn()
+            samples.append((clock() - t0) / 1000)
+            if pace_s:
+                time.sleep(pace_s)
+        queue.clear()
+        out[name] = {"p50_us": _pct(samples, 50), "p99_us": _pct(samples, 99)}
+    return out
 
 
 if __name__ == "__main__":

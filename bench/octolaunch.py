@@ -40,6 +40,25 @@ def patch(module: types.ModuleType) -> None:
         Packet=wsframes.BroadcastPacket, MESSAGE=eio_packet.MESSAGE
     )
     module._bench_frames_patched = True
+    if os.environ.get("FLUXPRINT_BENCH_DIRECT") == "1":
+        _patch_direct(transport_cls)
+
+
+def _patch_direct(transport_cls) -> None:
+    """Experiment for the lead: broadcast with wsframes.send_direct first."""
+    from octoprint_fluxprint import wsframes
+
+    async def _send_all(self, eio_sids, pkt):
+        send = self.sio.eio.send_packet
+        for eio_sid in eio_sids:
+            if wsframes.send_direct(self.sio, eio_sid, pkt):
+                continue
+            try:
+                await send(eio_sid, pkt)
+            except Exception:
+                pass
+
+    transport_cls._send_all = _send_all
 
 
 class _Finder(importlib.abc.MetaPathFinder):

@@ -603,10 +603,10 @@ def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--rest-max", type=int, default=500, help="largest N for REST polling")
     p.add_argument("--modes", default=",".join(MODES))
     p.add_argument("--window", type=float, default=15.0, help="seconds per measurement")
-    p.add_argument("--bw-window", type=float, default=60.0)
+    p.add_argument("--bw-window", type=float, default=40.0)
     p.add_argument("--bw-clients", type=int, default=10)
     p.add_argument("--overhead-clients", type=int, default=500)
-    p.add_argument("--overhead-lines", type=int, default=3000)
+    p.add_argument("--overhead-lines", type=int, default=2500)
     p.add_argument("--overhead-reps", type=int, default=2)
     p.add_argument("--sweep-lines", type=int, default=60000)
     p.add_argument("--callback-calls", type=int, default=5000)
@@ -621,6 +621,11 @@ def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
         "--settle", type=float, default=2.0, help="seconds to settle after connecting"
     )
     p.add_argument("--no-report", action="store_true", help="JSON only")
+    p.add_argument(
+        "--sweep-only",
+        action="store_true",
+        help="re-run the sweep for --modes and merge it into the existing --out JSON",
+    )
     args = p.parse_args(argv)
     if args.smoke:
         args.ns = "10"
@@ -643,6 +648,34 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.report:
         with open(args.out) as f:
             results = json.load(f)
+    elif args.sweep_only:
+        with open(args.out) as f:
+            results = json.load(f)
+        SETTLE["s"] = args.settle
+        workdir = tempfile.mkdtemp(prefix="fluxprint-bench-")
+        ns = [int(x) for x in args.ns.split(",")]
+        try:
+            for mode in args.modes.split(","):
+                with server(workdir, f"sweep-{mode}", trace=True) as srv:
+                    srv.upload("sweep.gcode", gcode_file(args.sweep_lines))
+                    results["sweep"][mode] = phase_sweep(
+                        srv, mode, ns, args.window, "sweep.gcode", args.base_window
+                    )
+                    srv.cancel()
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        results["meta"].setdefault("rerun", []).append(
+            {
+                "modes": args.modes,
+                "at": time.strftime("%H:%M:%S"),
+                "load": os.getloadavg(),
+            }
+        )
+        from .analysis import analyse
+
+        results["summary"] = analyse(results)
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
     else:
         results = run(args)
         os.makedirs(os.path.dirname(args.out), exist_ok=True)

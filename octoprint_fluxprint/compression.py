@@ -52,25 +52,3 @@ def compression_options(mode: str) -> Optional[dict]:
 
 def wants_no_context_takeover(options: Optional[dict]) -> bool:
     return bool(options) and bool(options.get(NO_CONTEXT_TAKEOVER))
-
-
-def add_no_context_takeover(header: str) -> str:
-    """Adds ``server_no_context_takeover; client_no_context_takeover`` to the first
-    permessage-deflate offer of a ``Sec-WebSocket-Extensions`` request header.
-
-    tornado echoes the client's offer as the agreed parameters, so this is how the
-    server picks no context takeover (RFC 7692 lets the server require both).
-    """
-    offers = [offer.strip() for offer in header.split(",")]
-    for i, offer in enumerate(offers):
-        params = [p.strip() for p in offer.split(";")]
-        if params[0].lower() != "permessage-deflate":
-            continue
-        names = {p.split("=", 1)[0].strip().lower() for p in params[1:]}
-        for extra in ("server_no_context_takeover", "client_no_context_takeover"):
-            if extra not in names:
-                params.append(extra)
-        offers[i] = "; ".join(params)
-        # only the first permessage-deflate offer is used by tornado
-        return ", ".join(offers)
-    return header

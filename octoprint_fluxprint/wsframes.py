@@ -95,16 +95,32 @@ class FramesHandlerMixin:
         super().__init_subclass__(**kwargs)
         compression.shared_frames_ready = True
 
+    _fp_no_context_takeover = False
+
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        request = self.request  # type: ignore[attr-defined]
-        offer = request.headers.get("Sec-WebSocket-Extensions")
-        if offer and compression.wants_no_context_takeover(
+        self._fp_no_context_takeover = compression.wants_no_context_takeover(
             self.get_compression_options()  # type: ignore[attr-defined]
-        ):
-            request.headers["Sec-WebSocket-Extensions"] = (
-                compression.add_no_context_takeover(offer)
-            )
+        )
         await super().get(*args, **kwargs)  # type: ignore[misc]
+
+    def set_header(self, name: str, value: Any) -> None:
+        # tornado answers a permessage-deflate offer by echoing it (and its header
+        # parser drops valueless parameters such as *_no_context_takeover): when the
+        # mode asks for it, agree on no context takeover both ways instead, and
+        # rebuild the connection's (de)compressors to match
+        if self._fp_no_context_takeover and name.lower() == "sec-websocket-extensions":
+            from tornado import httputil
+
+            conn = getattr(self, "ws_connection", None)
+            create = getattr(conn, "_create_compressors", None)
+            ext, agreed = httputil._parse_header(str(value))
+            if ext == "permessage-deflate" and create is not None:
+                agreed = dict(agreed)
+                agreed["server_no_context_takeover"] = None
+                agreed["client_no_context_takeover"] = None
+                create("server", agreed, getattr(conn, "_compression_options", None))
+                value = httputil._encode_header(ext, agreed)
+        super().set_header(name, value)  # type: ignore[misc]
 
     def write_message(self, message: Any, binary: bool = False) -> Any:
         if isinstance(message, FrameText) and not binary:
@@ -139,3 +155,27 @@ def _write(conn: Any, message: FrameText, deflate: bool) -> Any:
             raise WebSocketClosedError() from None
 
     return asyncio.ensure_future(wrapper())
+
+
+def send_direct(sio: Any, eio_sid: str, pkt: Any) -> bool:
+    """Writes ``pkt`` to a websocket client at once, skipping engine.io's per-socket
+    queue and writer task (an ``asyncio.wait_for`` per message per client), when
+    nothing is queued before it, so order is kept. False: use ``send_packet``.
+
+    Only for clients whose first request was the websocket itself (FluxStudio's
+    ``transports: ["websocket"]``): python-socketio keeps that request's environ,
+    whose ``tornado.handler`` is then the websocket handler."""
+    eio = sio.eio
+    sock = eio.sockets.get(eio_sid)
+    if sock is None or sock.closed or not sock.upgraded or not sock.queue.empty():
+        return False
+    environ = sio.environ.get(eio_sid)
+    handler = environ.get("tornado.handler") if environ else None
+    conn = getattr(handler, "ws_connection", None)
+    if conn is None or conn.is_closing():
+        return False
+    try:
+        handler.write_message(pkt.encode())
+    except Exception:
+        return False
+    return True
