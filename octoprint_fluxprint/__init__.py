@@ -18,6 +18,8 @@ from octoprint.access.permissions import Permissions
 from octoprint.printer import PrinterCallback
 
 from . import auth, compression, panel, schema
+from .budget import Limits
+from .eventlog import EventLog, FloorBound
 from .hub import HANDLED_EVENTS, Hub
 from .seq import FileBound, SeqAllocator
 from .transport import Clock, Transport
@@ -59,6 +61,32 @@ def clamp_interval(value: Any, fallback: float) -> float:
     return min(schema.MAX_INTERVAL, max(0.0, number))
 
 
+# settings groups of non-negative numbers: {group: {key: (type, minimum)}}
+NUMERIC_GROUPS: dict[str, dict[str, tuple[type, float]]] = {
+    "event_log": {"max_events": (int, 0), "max_age_days": (float, 0)},
+    "client_budget": {
+        "max_messages": (int, 1),
+        "max_bytes": (int, 1024),
+        "grace": (float, 0),
+    },
+}
+
+
+def clean_numbers(values: Any, fields: dict[str, tuple[type, float]]) -> dict:
+    """Keeps the keys whose values are numbers of the right range; drops the rest."""
+    out: dict[str, Any] = {}
+    if not isinstance(values, dict):
+        return out
+    for key, (kind, minimum) in fields.items():
+        value = values.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if value != value or value < minimum:
+            continue
+        out[key] = kind(value)
+    return out
+
+
 class FluxPrintPlugin(
     octoprint.plugin.StartupPlugin,
     octoprint.plugin.ShutdownPlugin,
@@ -74,6 +102,7 @@ class FluxPrintPlugin(
         self.transport: Transport | None = None
         self.hub: Hub | None = None
         self.seq: SeqAllocator | None = None
+        self.eventlog: EventLog | None = None
         self._feed: PrinterFeed | None = None
 
     def initialize(self):
@@ -87,9 +116,23 @@ class FluxPrintPlugin(
         from tornado.ioloop import IOLoop
 
         assert self.transport is not None
-        self.seq = SeqAllocator(
-            FileBound(os.path.join(self.get_plugin_data_folder(), "seq.json"))
+        data = self.get_plugin_data_folder()
+        bound = FileBound(os.path.join(data, "seq.json"))
+        try:
+            floor = bound.load()
+        except RuntimeError:
+            self._logger.exception(
+                "Sequence bound unreadable; the event log sets the floor"
+            )
+            floor = 0
+        self.eventlog = EventLog(
+            os.path.join(data, "events.db"),
+            max_events=self._settings.get_int(["event_log", "max_events"]) or 0,
+            max_age=(self._settings.get_float(["event_log", "max_age_days"]) or 0)
+            * 86400,
+            floor_seq=floor,
         )
+        self.seq = SeqAllocator(FloorBound(bound, self.eventlog))
         self.hub = Hub(
             sink=self.transport,
             clock=Clock(),
@@ -100,7 +143,14 @@ class FluxPrintPlugin(
         self.hub.set_enabled(self._channels())
         # benchmark instrumentation, off unless FLUXPRINT_TRACE=1 (costs nothing when off)
         self.hub.trace = os.environ.get("FLUXPRINT_TRACE") == "1"
-        self.transport.attach(IOLoop.current(), self.hub)
+        self.transport.budgets.set_limits(self._budget_limits())
+        self.transport.attach(
+            IOLoop.current(),
+            self.hub,
+            eventlog=self.eventlog,
+            last_seq=lambda: self.seq.last if self.seq else 0,
+            history=self._printer.get_temperature_history,
+        )
         self._seed()
         self._feed = PrinterFeed(self.transport, self.hub)
         self._printer.register_callback(self._feed)
@@ -134,6 +184,17 @@ class FluxPrintPlugin(
         if self._feed is not None:
             self._printer.unregister_callback(self._feed)
             self._feed = None
+        transport = self.transport
+        if transport is not None and transport.loop is not None and transport.clients:
+            # OctoPrint has stopped the IOLoop by now: run it once more to say goodbye
+            try:
+                transport.loop.run_sync(
+                    lambda: transport.close_all("shutdown"), timeout=5
+                )
+            except Exception:
+                self._logger.exception("Could not say goodbye to the clients")
+        if self.eventlog is not None:
+            self.eventlog.close(10)
 
     # ~~ EventHandlerPlugin
 
@@ -156,6 +217,8 @@ class FluxPrintPlugin(
             "progress_interval": 1.0,
             "channels": {channel: True for channel in schema.CHANNELS},
             "websocket_compression": compression.DEFAULT_MODE,
+            "event_log": {"max_events": 10000, "max_age_days": 30},
+            "client_budget": {"max_messages": 200, "max_bytes": 524288, "grace": 15.0},
         }
 
     def get_settings_version(self):
@@ -186,6 +249,9 @@ class FluxPrintPlugin(
             data["printer_id"] = (
                 value.strip()[:MAX_PRINTER_ID] if isinstance(value, str) else ""
             )
+        for group, fields in NUMERIC_GROUPS.items():
+            if group in data:
+                data[group] = clean_numbers(data[group], fields)
         result = octoprint.plugin.SettingsPlugin.on_settings_save(self, data)
         if self.transport is not None and self.hub is not None:
             self.transport.submit(
@@ -204,6 +270,22 @@ class FluxPrintPlugin(
         self.hub.set_enabled(channels)
         self.hub.set_intervals(intervals)
         self.transport.compression = self._compression()
+        self.transport.budgets.set_limits(self._budget_limits())
+
+    def _budget_limits(self) -> Limits:
+        defaults = Limits()
+        try:
+            return Limits(
+                max_messages=self._settings.get_int(["client_budget", "max_messages"])
+                or defaults.max_messages,
+                max_bytes=self._settings.get_int(["client_budget", "max_bytes"])
+                or defaults.max_bytes,
+                grace=self._settings.get_float(["client_budget", "grace"])
+                or defaults.grace,
+            )
+        except (TypeError, ValueError):
+            self._logger.warning("Invalid client_budget settings, using the defaults")
+            return defaults
 
     def _channels(self) -> set[str]:
         return {

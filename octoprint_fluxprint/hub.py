@@ -188,6 +188,24 @@ class Hub:
             "connection": self.connection,
         }
 
+    def stamp(self, body: dict) -> dict:
+        """A message of the plugin's own (resync, closing): now, with a fresh seq."""
+        return self._meta(body, self.clock.wall_ms())
+
+    def history(self, samples: list, minutes: float) -> list[dict]:
+        """OctoPrint's temperature history (``time`` in seconds) of the last minutes,
+        shaped like printer:temperature with ``ts``."""
+        cutoff = self.clock.wall_ms() - minutes * 60_000
+        out = []
+        for sample in samples:
+            when = S._num(sample.get("time")) if isinstance(sample, Mapping) else None
+            if when is None or when * 1000 < cutoff:
+                continue
+            shaped = S.shape_temperature(sample, self.offsets)
+            shaped["ts"] = int(when * 1000)
+            out.append(shaped)
+        return out
+
     def status_payload(self) -> dict:
         """A fresh full status from what the hub holds, stamped with a new seq."""
         return self._meta(self.status_body(), self.last_ts or self.clock.wall_ms())

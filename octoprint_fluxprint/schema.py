@@ -46,6 +46,9 @@ EV_JOB_RESUMED = "printer:job_resumed"
 EV_JOB_COMPLETE = "printer:job_complete"
 EV_JOB_FAILED = "printer:job_failed"
 EV_CONNECTION = "printer:connection"
+EV_RESYNC = "printer:resync"
+EV_CLOSING = "printer:closing"
+MAX_HISTORY_MINUTES = 30.0  # what OctoPrint keeps by default (temperature.cutoff)
 
 CHANNEL_OF_EVENT = {
     EV_STATUS: "status",
@@ -186,6 +189,21 @@ class ConnectionEvent(Meta, Connection):
     pass
 
 
+class ResyncEvent(Meta):
+    """The ``last_seq`` a client presented is older than what the log retains (or
+    unknown here): rebuild state from the status that follows."""
+
+    requested: int
+    oldestSeq: Optional[int] = None
+    lastSeq: int
+
+
+class ClosingEvent(Meta):
+    """Sent right before the server disconnects a client, with the reason."""
+
+    reason: str
+
+
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     EV_STATUS: StatusEvent,
     EV_TEMPERATURE: TemperatureEvent,
@@ -196,6 +214,8 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     EV_JOB_COMPLETE: JobCompleteEvent,
     EV_JOB_FAILED: JobFailedEvent,
     EV_CONNECTION: ConnectionEvent,
+    EV_RESYNC: ResyncEvent,
+    EV_CLOSING: ClosingEvent,
 }
 
 
@@ -220,6 +240,20 @@ class SubscribeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     channels: Optional[list[Channel]] = Field(None, max_length=len(CHANNELS))
     intervals: Optional[Intervals] = None
+    since: Optional[int] = Field(
+        None,
+        ge=0,
+        le=2**63 - 1,
+        strict=True,
+        description="Replay durable events after this seq",
+    )
+    history: Optional[float] = Field(
+        None,
+        ge=0,
+        le=MAX_HISTORY_MINUTES,
+        allow_inf_nan=False,
+        description="Minutes of temperature history to return in the ack",
+    )
 
 
 class UnsubscribeRequest(BaseModel):

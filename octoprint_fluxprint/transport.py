@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -20,13 +21,30 @@ from socketio import packet as sio_packet
 from socketio.exceptions import ConnectionRefusedError
 
 from . import schema as S
+from .budget import Action, Budgets, Limits
 from .compression import compression_options
+from .eventlog import EventLog, rows_payloads
 from .hub import Hub
+from .replay import DURABLE_EVENTS, Plan, ReplaySession, plan_resume
 
 _logger = logging.getLogger(__name__)
 
 # python-engineio's default is 1 MB; nothing a client legitimately sends is near this
 MAX_HTTP_BUFFER_SIZE = 64 * 1024
+REPLAY_PAGE = 500
+BUDGET_TICK_MS = 500
+
+
+@dataclass
+class Outgoing:
+    """One emission waiting its turn: durable events wait for their commit, and
+    everything after them waits too, so each client sees seq in emission order."""
+
+    event: str
+    payload: dict
+    room: Optional[str] = None  # a room, or
+    sid: Optional[str] = None  # one client
+    ready: bool = True
 
 
 @dataclass
@@ -79,14 +97,40 @@ class Transport:
         self.compression = "off"  # websocket permessage-deflate mode, from the settings
         self.loop: Any = None  # tornado IOLoop, captured in on_startup
         self.hub: Optional[Hub] = None
+        self.eventlog: Optional[EventLog] = None
+        self.next_seq: Optional[Callable[[], int]] = None
+        self.last_seq: Callable[[], int] = lambda: 0
+        self.history: Callable[[], list] = list
         self.clients: dict[str, ClientInfo] = {}
+        self.replaying: dict[str, ReplaySession] = {}
+        self.budgets = Budgets(Limits(), time.monotonic)
+        self.ws_handlers: dict[str, Any] = {}  # eio sid -> tornado websocket handler
+        self._outbox: deque[Outgoing] = deque()
+        self._budget_timer: Any = None
         self._register()
 
     # ~~ wiring
 
-    def attach(self, loop: Any, hub: Hub) -> None:
+    def attach(
+        self,
+        loop: Any,
+        hub: Hub,
+        eventlog: Optional[EventLog] = None,
+        last_seq: Optional[Callable[[], int]] = None,
+        history: Optional[Callable[[], list]] = None,
+    ) -> None:
         self.loop = loop
         self.hub = hub
+        self.eventlog = eventlog
+        self.next_seq = hub.next_seq
+        if last_seq is not None:
+            self.last_seq = last_seq
+        if history is not None:
+            self.history = history
+        from tornado.ioloop import PeriodicCallback
+
+        self._budget_timer = PeriodicCallback(self._budget_tick, BUDGET_TICK_MS)
+        loop.add_callback(self._budget_timer.start)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Thread-safe, O(1): run ``fn(*args)`` on the IOLoop."""
@@ -102,6 +146,14 @@ class Transport:
         transport = self
 
         class FluxPrintHandler(base):  # type: ignore[misc, valid-type]
+            async def open(self, *args, **kwargs):
+                # a polling client upgrading names its engine.io sid in the query;
+                # the write buffer of this handler is what the outbound budget measures
+                eio_sid = self.get_query_argument("sid", None)
+                if eio_sid:
+                    transport.ws_handlers[eio_sid] = self
+                await super().open(*args, **kwargs)
+
             def get_compression_options(self):
                 # engineio always offers permessage-deflate at tornado's defaults
                 # (~256 KiB of zlib state per connection); the setting decides
@@ -115,22 +167,109 @@ class Transport:
     # ~~ Sink for the hub (runs on the loop)
 
     def emit(self, event: str, payload: dict, room: str) -> None:
-        participants = [
-            eio_sid
-            for _sid, eio_sid in self.sio.manager.get_participants(S.NAMESPACE, room)
-        ]
+        item = Outgoing(event, payload, room=room)
+        if event in DURABLE_EVENTS and self.eventlog is not None:
+            # written to the log before it goes out; on_durable runs on the writer
+            # thread after the commit (or after a failed write: it still goes out)
+            item.ready = False
+            loop = self.loop
+            self.eventlog.append(
+                payload["seq"],
+                event,
+                payload,
+                payload["ts"],
+                on_durable=lambda: loop.add_callback(self._durable, item),
+            )
+        self._enqueue(item)
+
+    def _enqueue(self, item: Outgoing) -> None:
+        if not self._outbox and item.ready:
+            self._deliver(item)
+        else:
+            self._outbox.append(item)
+
+    def _durable(self, item: Outgoing) -> None:
+        item.ready = True
+        while self._outbox and self._outbox[0].ready:
+            self._deliver(self._outbox.popleft())
+
+    def _deliver(self, item: Outgoing) -> None:
+        if item.sid is not None:
+            self._send_direct(item.sid, item.event, item.payload)
+            return
+        participants = list(self.sio.manager.get_participants(S.NAMESPACE, item.room))
         if not participants:
             return
-        # encoded once per broadcast, whatever the number of clients
-        encoded = self.sio.packet_class(
-            sio_packet.EVENT, namespace=S.NAMESPACE, data=[event, payload]
-        ).encode()
-        pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-        for sid, _ in self.sio.manager.get_participants(S.NAMESPACE, room):
-            info = self.clients.get(sid)
-            if info is not None:
-                info.messages += 1
-        asyncio.ensure_future(self._send_all(participants, pkt))
+        durable = item.event in DURABLE_EVENTS
+        seq = item.payload.get("seq", 0)
+        targets: list[str] = []
+        drops: list[tuple[str, str]] = []
+        for sid, eio_sid in participants:
+            session = self.replaying.get(sid)
+            if session is not None:
+                if durable:
+                    session.offer_live((seq, item.event, item.payload))
+                continue
+            messages, nbytes = self._measure(eio_sid)
+            verdict = self.budgets.offer(
+                sid, item.event, item.payload, durable, messages, nbytes
+            )
+            if verdict.action is Action.SEND:
+                targets.append(eio_sid)
+                info = self.clients.get(sid)
+                if info is not None:
+                    info.messages += 1
+            elif verdict.action is Action.DISCONNECT:
+                drops.append((sid, verdict.reason or "too slow"))
+        if targets:
+            # encoded once per broadcast, whatever the number of clients
+            encoded = self.sio.packet_class(
+                sio_packet.EVENT, namespace=S.NAMESPACE, data=[item.event, item.payload]
+            ).encode()
+            pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+            asyncio.ensure_future(self._send_all(targets, pkt))
+        for sid, reason in drops:
+            asyncio.ensure_future(self.close_client(sid, reason))
+
+    def _measure(self, eio_sid: str) -> tuple[int, int]:
+        """What is queued for a client: engine.io packets (long-polling clients wait
+        here for their next GET) and bytes in tornado's write buffer (websocket)."""
+        socket = self.sio.eio.sockets.get(eio_sid)
+        messages = socket.queue.qsize() if socket is not None else 0
+        nbytes = 0
+        handler = self.ws_handlers.get(eio_sid)
+        if handler is not None:
+            connection = getattr(handler, "ws_connection", None)
+            stream = getattr(connection, "stream", None)
+            buffer = getattr(stream, "_write_buffer", None)
+            if buffer is not None:
+                nbytes = len(buffer)
+        return messages, nbytes
+
+    def _budget_tick(self) -> None:
+        if not self.clients:
+            return
+        eio_of = {}
+        for sid in self.clients:
+            try:
+                eio_of[sid] = self.sio.manager.eio_sid_from_sid(sid, S.NAMESPACE)
+            except Exception:
+                continue
+        send, drop = self.budgets.poll(
+            lambda sid: self._measure(eio_of.get(sid) or ""), list(eio_of)
+        )
+        for sid, held in send.items():
+            for event, payload in held:
+                # held telemetry goes out now with a fresh seq, so the client still
+                # sees seq increase
+                self._enqueue(Outgoing(event, self._restamp(payload), sid=sid))
+        for sid, reason in drop.items():
+            asyncio.ensure_future(self.close_client(sid, reason))
+
+    def _restamp(self, payload: dict) -> dict:
+        if self.next_seq is None:
+            return payload
+        return {**payload, "seq": self.next_seq()}
 
     async def _send_all(self, eio_sids: list[str], pkt: Any) -> None:
         send = self.sio.eio.send_packet
@@ -181,7 +320,8 @@ class Transport:
     def _after_connect(self, sid: str, attempt: int) -> None:
         # runs once python-socketio has sent the CONNECT packet, so the first
         # status cannot overtake it
-        if sid not in self.clients or self.hub is None:
+        info = self.clients.get(sid)
+        if info is None or self.hub is None:
             return
         if not self.sio.manager.is_connected(sid, S.NAMESPACE):
             if attempt < 100:
@@ -189,10 +329,59 @@ class Transport:
                     0.01, self._after_connect, sid, attempt + 1
                 )
             return
+        self.budgets.add(sid)
+        since = info.extra.get("resume_from")
+        if since is not None and self.eventlog is not None:
+            asyncio.ensure_future(self._resume(sid, since, join=True))
+            return
         status = self.hub.add_client(sid)
-        self._send_to(sid, S.EV_STATUS, status)
+        self._enqueue(Outgoing(S.EV_STATUS, status, sid=sid))
 
-    def _send_to(self, sid: str, event: str, payload: dict) -> None:
+    async def _resume(self, sid: str, since: int, join: bool) -> None:
+        """Replays the durable events after ``since``, then a fresh status, then
+        live (see replay.py for why the seam neither loses nor repeats)."""
+        assert self.eventlog is not None and self.hub is not None
+        log = self.eventlog
+        if plan_resume(since, log.horizon(), self.last_seq()) is Plan.RESYNC:
+            self._send_direct(
+                sid,
+                S.EV_RESYNC,
+                self.hub.stamp(
+                    {
+                        "requested": since,
+                        "oldestSeq": log.oldest_seq(),
+                        "lastSeq": log.last_seq(),
+                    }
+                ),
+            )
+        else:
+            session = self.replaying[sid] = ReplaySession(since)
+            loop = asyncio.get_running_loop()
+            try:
+                while True:
+                    rows = await loop.run_in_executor(
+                        None, log.read_since, session.cursor, REPLAY_PAGE
+                    )
+                    if sid not in self.clients:
+                        return
+                    for _seq, event, payload in session.take_page(rows_payloads(rows)):
+                        self._send_direct(sid, event, payload)
+                    if len(rows) < REPLAY_PAGE:
+                        break
+                for _seq, event, payload in session.finish():
+                    self._send_direct(sid, event, payload)
+            finally:
+                self.replaying.pop(sid, None)
+            if session.overflow:
+                await self.close_client(sid, "replay overflow, reconnect to resume")
+                return
+        if sid not in self.clients:
+            return
+        status = self.hub.add_client(sid) if join else self.hub.status_payload()
+        # behind any durable event still waiting for its commit
+        self._enqueue(Outgoing(S.EV_STATUS, status, sid=sid))
+
+    def _send_direct(self, sid: str, event: str, payload: dict) -> None:
         info = self.clients.get(sid)
         if info is not None:
             info.messages += 1
@@ -200,8 +389,28 @@ class Transport:
             self.sio.emit(event, payload, to=sid, namespace=S.NAMESPACE)
         )
 
+    async def close_client(self, sid: str, reason: str) -> None:
+        """Tells the client why, then disconnects it."""
+        if sid not in self.clients:
+            return
+        _logger.info("Disconnecting client %s: %s", sid, reason)
+        payload = self.hub.stamp({"reason": reason}) if self.hub else {"reason": reason}
+        try:
+            await self.sio.emit(S.EV_CLOSING, payload, to=sid, namespace=S.NAMESPACE)
+            await self.sio.disconnect(sid, namespace=S.NAMESPACE)
+        except Exception:
+            _logger.debug("Disconnecting %s failed", sid, exc_info=True)
+
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
         info = self.clients.pop(sid, None)
+        self.replaying.pop(sid, None)
+        self.budgets.remove(sid)
+        try:
+            eio_sid = self.sio.manager.eio_sid_from_sid(sid, S.NAMESPACE)
+        except Exception:
+            eio_sid = None
+        if eio_sid:
+            self.ws_handlers.pop(eio_sid, None)
         if self.hub is not None:
             self.hub.remove_client(sid)
         if info is not None:
@@ -221,7 +430,19 @@ class Transport:
         except S.ClientError as exc:
             return {"ok": False, "error": str(exc)}
         assert self.hub is not None
-        return {"ok": True, **self.hub.subscribe(sid, request)}
+        ack: dict[str, Any] = {"ok": True, **self.hub.subscribe(sid, request)}
+        if request.history:
+            ack["history"] = self.hub.history(self.history(), request.history)
+        if request.since is not None:
+            if self.eventlog is None:
+                return {"ok": False, "error": "no event log"}
+            # the ack goes first; then the replay, a fresh status, and live again
+            asyncio.get_running_loop().call_soon(
+                lambda: asyncio.ensure_future(
+                    self._resume(sid, request.since, join=False)
+                )
+            )
+        return ack
 
     async def _on_unsubscribe(self, sid: str, data: Any = None) -> dict:
         err = self._ready(sid)
@@ -249,11 +470,14 @@ class Transport:
     # ~~ life cycle
 
     async def close_all(self, reason: str) -> None:
-        for sid in list(self.clients):
-            try:
-                await self.sio.disconnect(sid, namespace=S.NAMESPACE)
-            except Exception:
-                _logger.debug("disconnect failed", exc_info=True)
+        """Says goodbye to every client (OctoPrint is shutting down)."""
+        if self._budget_timer is not None:
+            self._budget_timer.stop()
+        await asyncio.gather(
+            *(self.close_client(sid, reason) for sid in list(self.clients)),
+            return_exceptions=True,
+        )
+        await asyncio.sleep(0.2)  # let the websockets flush their last frames
 
     def client_count(self) -> int:
         return len(self.clients)
