@@ -12,7 +12,7 @@ GOALS_P99 = {100: 25.0, 500: 25.0, 1000: 50.0}
 def _cells(block: Optional[dict]) -> dict[int, dict]:
     if not block:
         return {}
-    return {c["n"]: c for c in block.get("cells", [])}
+    return {c["n"]: c for c in block.get("cells", []) if "error" not in c}
 
 
 def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:

@@ -40,7 +40,7 @@ def plots(results: dict, img: str) -> dict[str, str]:
 
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
     for mode, block in sweep.items():
-        cells = block["cells"]
+        cells = [c for c in block["cells"] if "error" not in c]
         ns = [c["n"] for c in cells]
         ax.plot(
             ns,
@@ -55,7 +55,7 @@ def plots(results: dict, img: str) -> dict[str, str]:
             label=f"FluxPrint {mode} p50",
         )
     if "sockjs" in alts:
-        cells = alts["sockjs"]["cells"]
+        cells = [c for c in alts["sockjs"]["cells"] if "error" not in c]
         ax.plot(
             [c["n"] for c in cells],
             [c["latency_ms"]["p99"] for c in cells],
@@ -79,7 +79,7 @@ def plots(results: dict, img: str) -> dict[str, str]:
 
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
     for mode, block in sweep.items():
-        cells = block["cells"]
+        cells = [c for c in block["cells"] if "error" not in c]
         ax.plot(
             [c["n"] for c in cells],
             [c["cpu_net_core_fraction"] * 100 for c in cells],
@@ -91,7 +91,7 @@ def plots(results: dict, img: str) -> dict[str, str]:
         ("rest", "REST polling (1 s)"),
     ):
         if name in alts:
-            cells = alts[name]["cells"]
+            cells = [c for c in alts[name]["cells"] if "error" not in c]
             ax.plot(
                 [c["n"] for c in cells],
                 [c["cpu_net_core_fraction"] * 100 for c in cells],
@@ -206,7 +206,7 @@ def write_report(results: dict, md: str, img: str) -> None:
     add(f"![latency against N]({rel['latency']})\n")
     rows = []
     for mode, block in sweep.items():
-        for c in block["cells"]:
+        for c in [c for c in block["cells"] if "error" not in c]:
             lat, em = c["latency_ms"], c["emit_latency_ms"]
             rows.append(
                 [
@@ -259,7 +259,7 @@ def write_report(results: dict, md: str, img: str) -> None:
                 "–",
             ]
         )
-        for c in block["cells"]:
+        for c in [c for c in block["cells"] if "error" not in c]:
             rows.append(
                 [
                     mode,
@@ -330,10 +330,10 @@ def write_report(results: dict, md: str, img: str) -> None:
     )
     rows = []
     for mode, block in sweep.items():
-        for c in block["cells"]:
+        for c in [c for c in block["cells"] if "error" not in c]:
             rows.append([f"FluxPrint {mode}", c["n"], kib(c["bytes_per_client_minute"])])
     for name in ("sockjs", "rest"):
-        for c in alts.get(name, {}).get("cells", []):
+        for c in [c for c in alts.get(name, {}).get("cells", []) if "error" not in c]:
             rows.append([name, c["n"], kib(c["bytes_per_client_minute"])])
     add(table(["client", "N", "KiB / client-min"], rows))
     add("")
@@ -344,7 +344,7 @@ def write_report(results: dict, md: str, img: str) -> None:
         if not block:
             continue
         b = block["baseline"]
-        for c in block["cells"]:
+        for c in [c for c in block["cells"] if "error" not in c]:
             lat = c["latency_ms"]
             rows.append(
                 [
@@ -363,7 +363,7 @@ def write_report(results: dict, md: str, img: str) -> None:
                     c["errors"],
                 ]
             )
-    for c in sweep.get(ref, {}).get("cells", []):
+    for c in [c for c in sweep.get(ref, {}).get("cells", []) if "error" not in c]:
         lat = c["latency_ms"]
         rows.append(
             [

@@ -105,7 +105,8 @@ class BenchServer(OctoServer):
         time.sleep(0.3)  # applied on the loop
 
     def job_state(self) -> str:
-        return self.api("GET", "/api/job").json().get("state", "")
+        # an overloaded OctoPrint (SockJS at high N) can take long to answer
+        return self.api("GET", "/api/job", timeout=90).json().get("state", "")
 
     def ensure_printing(self, name: str) -> None:
         if self.job_state().startswith(BUSY):
@@ -236,15 +237,12 @@ def sweep_load(
     rss0 = base["rss"]
     cells = []
     for n in ns:
-        srv.ensure_printing(gcode)
-        grown = gen.grow(n)
-        settle(2 + n / 500)
-        srv.ensure_printing(gcode)
-        w = Window(srv.pid, [gen]).measure(window)
-        c = cell(n, w, base, rss0)
-        c["connect_seconds"] = grown["seconds"]
-        c["connect_failed"] = grown["failed"]
-        c["websocket_extensions"] = grown.get("extensions")
+        try:
+            c = _one_cell(srv, gen, n, window, gcode, base, rss0)
+        except Exception as exc:  # overloaded: record it, keep the run
+            log(f"{label} N={n}: failed: {exc!r}")
+            cells.append({"n": n, "error": repr(exc)})
+            break
         cells.append(c)
         lat = c["latency_ms"]
         log(
@@ -256,6 +254,20 @@ def sweep_load(
             f"gen {c['generator_cpu_core_fraction']:.2f} core"
         )
     return {"baseline": base, "cells": cells}
+
+
+def _one_cell(srv, gen, n, window, gcode, base, rss0) -> dict:
+    if True:
+        srv.ensure_printing(gcode)
+        grown = gen.grow(n)
+        settle(2 + n / 500)
+        srv.ensure_printing(gcode)
+        w = Window(srv.pid, [gen]).measure(window)
+        c = cell(n, w, base, rss0)
+        c["connect_seconds"] = grown["seconds"]
+        c["connect_failed"] = grown["failed"]
+        c["websocket_extensions"] = grown.get("extensions")
+        return c
 
 
 def fmt(v: Optional[float]) -> str:
@@ -498,6 +510,7 @@ def run(args: argparse.Namespace) -> dict:
     t0 = time.monotonic()
     ns = [int(x) for x in args.ns.split(",")]
     ns_rest = [n for n in ns if n <= args.rest_max]
+    ns_sockjs = [n for n in ns if n <= args.sockjs_max]
     modes = tuple(args.modes.split(","))
     results: dict = {
         "meta": {
@@ -507,6 +520,7 @@ def run(args: argparse.Namespace) -> dict:
             "machine": machine(),
             "ns": ns,
             "ns_rest": ns_rest,
+            "ns_sockjs": ns_sockjs,
             "window_s": args.window,
             "modes": modes,
             "sweep_intervals": SWEEP_INTERVALS,
@@ -532,7 +546,7 @@ def run(args: argparse.Namespace) -> dict:
                     )
                 srv.settings(websocket_compression="off", **DEFAULT_INTERVALS)
                 results["alternatives"] = phase_alternatives(
-                    srv, ns, ns_rest, args.window, sweep_gcode, args.base_window
+                    srv, ns_sockjs, ns_rest, args.window, sweep_gcode, args.base_window
                 )
                 results["bandwidth"] = phase_bandwidth(
                     srv, args.bw_clients, args.bw_window, sweep_gcode, modes
@@ -549,6 +563,7 @@ def run(args: argparse.Namespace) -> dict:
                         srv, mode, ns, args.window, sweep_gcode, args.base_window
                     )
                     srv.cancel()
+                _save_partial(args, results)
             with server(workdir, "alternatives", trace=False) as srv:
                 srv.upload(sweep_gcode, body)
                 results["bandwidth"] = phase_bandwidth(
@@ -556,7 +571,7 @@ def run(args: argparse.Namespace) -> dict:
                 )
                 srv.settings(**DEFAULT_INTERVALS)
                 results["alternatives"] = phase_alternatives(
-                    srv, ns, ns_rest, args.window, sweep_gcode, args.base_window
+                    srv, ns_sockjs, ns_rest, args.window, sweep_gcode, args.base_window
                 )
                 srv.cancel()
             with server(workdir, "overhead", trace=False) as srv:
@@ -582,6 +597,12 @@ def run(args: argparse.Namespace) -> dict:
     return results
 
 
+def _save_partial(args: argparse.Namespace, results: dict) -> None:
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out + ".partial", "w") as f:
+        json.dump(results, f, indent=1)
+
+
 def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__.split("\n\n")[0]
@@ -601,6 +622,12 @@ def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--img", default=os.path.join(ROOT, "docs", "img"))
     p.add_argument("--ns", default="1,10,100,500,1000")
     p.add_argument("--rest-max", type=int, default=500, help="largest N for REST polling")
+    p.add_argument(
+        "--sockjs-max",
+        type=int,
+        default=500,
+        help="largest N for SockJS (1000 sessions overload OctoPrint on 2 cores)",
+    )
     p.add_argument("--modes", default=",".join(MODES))
     p.add_argument("--window", type=float, default=15.0, help="seconds per measurement")
     p.add_argument("--bw-window", type=float, default=40.0)
