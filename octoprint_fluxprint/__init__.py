@@ -17,7 +17,7 @@ import octoprint.plugin
 from octoprint.access.permissions import Permissions
 from octoprint.printer import PrinterCallback
 
-from . import auth, compression, panel, schema
+from . import auth, compression, panel, ratelimit, schema
 from .budget import Limits
 from .eventlog import EventLog, FloorBound
 from .hub import HANDLED_EVENTS, Hub
@@ -32,6 +32,13 @@ INTERVAL_SETTINGS = {
     "progress": "progress_interval",
 }
 MAX_PRINTER_ID = 64
+SECURITY_SETTINGS = (
+    "allowed_origins",
+    "max_connections",
+    "max_connections_per_user",
+    "rate_limit",
+    "max_message_bytes",
+)
 
 
 _now_ns = time.time_ns
@@ -152,6 +159,7 @@ class FluxPrintPlugin(
             history=self._printer.get_temperature_history,
         )
         self._seed()
+        self._security_start(IOLoop.current())
         self._feed = PrinterFeed(self.transport, self.hub)
         self._printer.register_callback(self._feed)
         self._logger.info(
@@ -219,13 +227,19 @@ class FluxPrintPlugin(
             "websocket_compression": compression.DEFAULT_MODE,
             "event_log": {"max_events": 10000, "max_age_days": 30},
             "client_budget": {"max_messages": 200, "max_bytes": 524288, "grace": 15.0},
+            # security (README "Security"; clamped by ratelimit.limits_from_settings)
+            "allowed_origins": [],
+            "max_connections": 100,
+            "max_connections_per_user": 20,
+            "rate_limit": {"burst": 20, "per_second": 5.0, "disconnect_after": 50},
+            "max_message_bytes": 16384,
         }
 
     def get_settings_version(self):
         return 1
 
     def get_settings_restricted_paths(self):
-        return {"admin": [["printer_id"]]}
+        return {"admin": [["printer_id"], *([key] for key in SECURITY_SETTINGS)]}
 
     def on_settings_save(self, data):
         # OctoPrint swallows exceptions here and still answers 200: clamp, never raise
@@ -252,7 +266,10 @@ class FluxPrintPlugin(
         for group, fields in NUMERIC_GROUPS.items():
             if group in data:
                 data[group] = clean_numbers(data[group], fields)
+        self._clean_security_settings(data)
         result = octoprint.plugin.SettingsPlugin.on_settings_save(self, data)
+        if self.transport is not None and self.transport.loop is not None:
+            self.transport.submit(self._apply_security)
         if self.transport is not None and self.hub is not None:
             self.transport.submit(
                 self._apply_settings,
@@ -339,7 +356,7 @@ class FluxPrintPlugin(
         return True
 
     def on_api_get(self, request):
-        if not Permissions.STATUS.can():
+        if not self._receive_permission().can():
             flask.abort(403)
         if self.hub is None:
             flask.abort(503)
@@ -356,19 +373,24 @@ class FluxPrintPlugin(
 
     @octoprint.plugin.BlueprintPlugin.route("/health", methods=["GET"])
     def health(self):
+        # public and minimal; ?detail=1 adds counters, with the receive permission
+        detail = flask.request.args.get("detail") in ("1", "true", "yes")
+        if detail and not self._receive_permission().can():
+            flask.abort(403)
         connected = False
         if self.hub is not None:
             connected = self.hub.connection["state"] == "connected"
-        return flask.jsonify(
-            {
-                "status": "ok",
-                "version": self._plugin_version,
-                "socketio": {
-                    "clients": self.transport.client_count() if self.transport else 0
-                },
-                "printer": {"connected": connected},
-            }
-        )
+        body = {
+            "status": "ok",
+            "version": self._plugin_version,
+            "socketio": {
+                "clients": self.transport.client_count() if self.transport else 0
+            },
+            "printer": {"connected": connected},
+        }
+        if detail:
+            body["detail"] = self._security_detail()
+        return flask.jsonify(body)
 
     # ~~ panel (settings panel: live clients table and health, pushed as plugin
     # messages at most once a second while someone has the FluxPrint tab open)
@@ -468,10 +490,61 @@ class FluxPrintPlugin(
     # ~~ authentication (runs on the loop: in-memory look-ups only)
 
     def _authenticate(self, auth_payload: Any, environ: dict) -> auth.Decision:
-        apikey, error = auth.extract_apikey(auth_payload, environ)
+        """An API key (auth payload, X-Api-Key header, apikey query parameter), else
+        OctoPrint's browser session cookie (same origin only)."""
+        cookie = "HTTP_COOKIE" in environ and auth.is_same_origin(environ)
+        apikey, error = auth.extract_credentials(auth_payload, environ, cookie)
         if error:
             return auth.Decision(reason=error)
-        return auth.decide(apikey, self._user_for_apikey, self._may_connect)
+        if apikey is None:
+            return self._authenticate_session(environ)
+        decision = auth.decide(
+            apikey,
+            lambda key: self._key_cache.lookup(key, self._user_for_apikey),
+            self._may_connect,
+        )
+        if not decision.ok:
+            return decision
+        return auth.Decision(
+            user=decision.user, credential=auth.Credential("apikey", apikey)
+        )
+
+    def _authenticate_session(self, environ: dict) -> auth.Decision:
+        found = self._session_of(environ)
+        if found is None:
+            return auth.Decision(reason=auth.MISSING)
+        user_id, session_id = found
+        credential = auth.Credential("session", session_id, user_id)
+        return self._recheck(credential, auth.MISSING)
+
+    def _session_of(self, environ: dict):
+        """(user id, OctoPrint session id) from a valid, signed Flask session cookie
+        of a logged-in user, or None. HMAC checks and dictionary look-ups only: no
+        password hashing, no I/O."""
+        handler = environ.get("tornado.handler")
+        request = getattr(handler, "request", None)
+        if request is None:
+            return None
+        try:
+            from octoprint.server import app
+            from octoprint.server.util.flask import validate_session_signature
+            from octoprint.server.util.tornado import WsgiInputContainer
+
+            with app.request_context(WsgiInputContainer.environ(request, body=b"")):
+                session = app.session_interface.open_session(app, flask.request)
+                if not session:
+                    return None
+                user_id = session.get("_user_id")
+                session_id = session.get("usersession.id")
+                signature = session.get("usersession.signature") or ""
+                if not (isinstance(user_id, str) and isinstance(session_id, str)):
+                    return None
+                if not validate_session_signature(signature, user_id, session_id):
+                    return None
+                return user_id, session_id
+        except Exception:
+            self._logger.debug("Unreadable session cookie", exc_info=True)
+            return None
 
     def _user_for_apikey(self, apikey: str):
         user = self._user_manager.find_user(apikey=apikey)
@@ -489,9 +562,133 @@ class FluxPrintPlugin(
                 return user
         return None
 
+    def _may_connect(self, user) -> bool:
+        return bool(user.has_permission(self._receive_permission()))
+
     @staticmethod
-    def _may_connect(user) -> bool:
-        return bool(user.has_permission(Permissions.STATUS))
+    def _receive_permission():
+        # registered through octoprint.access.permissions; STATUS until it exists
+        # (no "or": a flask-principal Permission's truth value evaluates it)
+        permission = Permissions.find("PLUGIN_FLUXPRINT_RECEIVE")
+        return Permissions.STATUS if permission is None else permission
+
+    def get_additional_permissions(self, *args, **kwargs):
+        from octoprint.access import READONLY_GROUP, USER_GROUP
+
+        # the groups that have STATUS by default (admins have every permission)
+        return [
+            {
+                "key": "RECEIVE",
+                "name": "receive live printer data",
+                "description": "Connect to FluxPrint's Socket.IO namespace and read "
+                "its REST snapshot and detailed health",
+                "roles": ["receive"],
+                "default_groups": [USER_GROUP, READONLY_GROUP],
+            }
+        ]
+
+    # ~~ security: the revocation sweep (on the loop, in-memory look-ups only)
+
+    SWEEP_MS = 5000
+
+    @property
+    def _key_cache(self) -> auth.KeyCache:
+        cache = getattr(self, "_fluxprint_key_cache", None)
+        if cache is None:
+            cache = self._fluxprint_key_cache = auth.KeyCache()
+        return cache
+
+    def _security_start(self, loop) -> None:
+        from tornado.ioloop import PeriodicCallback
+
+        self._apply_security()
+        self._sweep_timer = PeriodicCallback(self._sweep, self.SWEEP_MS)
+        loop.add_callback(self._sweep_timer.start)
+
+    def _security_limits(self) -> ratelimit.Limits:
+        values = {key: self._settings.get([key]) for key in SECURITY_SETTINGS}
+        return ratelimit.limits_from_settings(values)
+
+    def _apply_security(self) -> None:
+        if self.transport is not None:
+            self.transport.set_security(
+                self._security_limits(),
+                auth.normalize_origins(self._settings.get(["allowed_origins"])),
+            )
+
+    def _recheck(self, credential: auth.Credential, gone: str) -> auth.Decision:
+        """Do these credentials still hold? No cache: fresh in-memory look-ups."""
+        if credential.kind == "session":
+            # find_user(userid, session) falls back to the plain user when the
+            # session is gone: ask for the session itself
+            manager = self._user_manager
+            user = None
+            if manager.validate_user_session(credential.user_id, credential.secret):
+                user = manager.find_user(userid=credential.user_id)
+        else:
+            user = self._user_for_apikey(credential.secret)
+        if user is None:
+            return auth.Decision(reason=gone)
+        decision = auth.decide("-", lambda _key: user, self._may_connect)
+        if not decision.ok:
+            return decision
+        return auth.Decision(user=user, credential=credential)
+
+    def _sweep(self) -> None:
+        """Every SWEEP_MS: disconnects the clients whose key was revoked, whose
+        session ended, whose user was deactivated, deleted or lost the permission;
+        closes engine.io sessions that never joined; empties the key cache."""
+        import asyncio
+
+        transport = self.transport
+        if transport is None:
+            return
+        self._key_cache.clear()
+        for sid, info in list(transport.clients.items()):
+            credential = info.credential
+            if credential is None:
+                continue
+            gone = "session ended" if credential.kind == "session" else "API key revoked"
+            try:
+                decision = self._recheck(credential, gone)
+            except Exception:
+                self._logger.exception("Re-checking a client's credentials failed")
+                continue
+            if not decision.ok:
+                asyncio.ensure_future(transport.drop(sid, decision.reason))
+        asyncio.ensure_future(transport.reap(time.monotonic()))
+
+    def _security_detail(self) -> dict:
+        transport = self.transport
+        limits = self._security_limits()
+        return {
+            "limits": {
+                "max_connections": limits.max_connections,
+                "max_connections_per_user": limits.max_connections_per_user,
+                "max_message_bytes": limits.max_message_bytes,
+                "rate_limit": limits.rate.as_dict(),
+            },
+            "allowed_origins": auth.normalize_origins(
+                self._settings.get(["allowed_origins"])
+            ),
+            "security": transport.security_stats() if transport else {},
+        }
+
+    def _clean_security_settings(self, data: dict) -> None:
+        """Validates the security keys of a settings save in place (never raises)."""
+        if "allowed_origins" in data:
+            data["allowed_origins"] = auth.normalize_origins(data["allowed_origins"])
+        current = self._security_limits()
+        bounds = ratelimit.BOUNDS
+        for key in ("max_connections", "max_connections_per_user", "max_message_bytes"):
+            if key in data:
+                data[key] = ratelimit.clamp_int(
+                    data[key], getattr(current, key), *bounds[key]
+                )
+        if "rate_limit" in data:
+            data["rate_limit"] = ratelimit.rate_config(
+                data["rate_limit"], current.rate
+            ).as_dict()
 
     # ~~ hooks
 
@@ -516,6 +713,7 @@ __plugin_license__ = "AGPL-3.0-or-later"
 __plugin_pythoncompat__ = ">=3.9,<4"
 __plugin_implementation__ = FluxPrintPlugin()
 __plugin_hooks__ = {
+    "octoprint.access.permissions": __plugin_implementation__.get_additional_permissions,
     "octoprint.server.http.routes": __plugin_implementation__.get_routes,
     "octoprint.server.http.bodysize": __plugin_implementation__.get_body_sizes,
     "octoprint.plugin.softwareupdate.check_config": __plugin_implementation__.get_update_information,

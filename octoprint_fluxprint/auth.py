@@ -230,7 +230,15 @@ def own_origins(environ: Mapping[str, Any]) -> set[str]:
 def origin_of(environ: Mapping[str, Any]) -> Optional[str]:
     """The raw Origin header; None when the client sent none (Node, Python)."""
     origin = environ.get("HTTP_ORIGIN")
-    return origin if isinstance(origin, str) and origin else None
+    if not isinstance(origin, str) or not origin:
+        return None
+    if "," in origin:
+        # a repeated header arrives joined ("a,a"; websocket-client repeats it):
+        # one origin however often it is named, else none that normalizes
+        parts = {part.strip() for part in origin.split(",")}
+        if len(parts) == 1:
+            return parts.pop()
+    return origin
 
 
 def is_same_origin(environ: Mapping[str, Any]) -> bool:

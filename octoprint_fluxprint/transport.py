@@ -20,7 +20,10 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 from socketio.exceptions import ConnectionRefusedError
 
+from . import auth as A
+from . import ratelimit as RL
 from . import schema as S
+from . import wire
 from .budget import Action, Budgets, Limits
 from .compression import compression_options
 from .eventlog import EventLog, rows_payloads
@@ -55,6 +58,40 @@ class ClientInfo:
     since: float
     messages: int = 0
     extra: dict = field(default_factory=dict)
+    # security: client->server rate limiter, and what the client authenticated
+    # with (re-checked by the plugin's sweep; never logged)
+    limiter: Optional[RL.RateLimiter] = field(default=None, repr=False)
+    credential: Any = field(default=None, repr=False)
+
+
+@dataclass
+class SecurityStats:
+    """Counters for the detailed health view (no keys, no session ids)."""
+
+    refused: dict = field(default_factory=dict)  # reason -> count
+    closed: dict = field(default_factory=dict)  # reason -> count
+    malformed: int = 0
+    rate_limited: int = 0
+    reaped: int = 0  # engine.io sessions that never joined the namespace
+    busy: int = 0  # handshakes refused because of too many engine.io sessions
+
+    @staticmethod
+    def bump(table: dict, key: str) -> None:
+        table[key] = table.get(key, 0) + 1
+
+    def as_dict(self) -> dict:
+        return {
+            "refused": dict(self.refused),
+            "closed": dict(self.closed),
+            "malformed": self.malformed,
+            "rate_limited": self.rate_limited,
+            "reaped": self.reaped,
+            "busy": self.busy,
+        }
+
+
+HANDSHAKE_TIMEOUT = 10.0  # s an engine.io session may stay without joining
+MAX_CONNECT_ATTEMPTS = 3  # refused Socket.IO CONNECTs per engine.io session
 
 
 class Clock:
@@ -87,13 +124,26 @@ class Transport:
 
     def __init__(self, authenticate: Authenticator):
         self._authenticate = authenticate
+        self.limits = RL.Limits()  # from the settings (plugin: _apply_security)
+        self.allowed_origins: list[str] = []  # normalized, beside OctoPrint's own
+        self.stats = SecurityStats()
+        self._pending: dict[str, float] = {}  # eio sid -> first seen without joining
+        self._attempts: dict[str, int] = {}  # eio sid -> refused CONNECTs
         self.sio = socketio.AsyncServer(
             async_mode="tornado",
-            cors_allowed_origins=None,  # same origin only for browsers
-            max_http_buffer_size=MAX_HTTP_BUFFER_SIZE,
+            # Origins are judged at the Socket.IO connect (auth.origin_allowed), so a
+            # refused page reads "origin not allowed" in its connect_error: engine.io
+            # lets every handshake through, and the handler below sends CORS headers
+            # for allowed origins only (a refused page cannot read a polling reply).
+            cors_allowed_origins=lambda origin, environ=None: True,
+            max_http_buffer_size=self.limits.max_message_bytes,
+            namespaces=[S.NAMESPACE],  # no unauthenticated default namespace "/"
             logger=False,
             engineio_logger=False,
         )
+        # every Engine.IO message passes our checks before python-socketio's parser
+        self._sio_message = self.sio._handle_eio_message
+        self.sio.eio.on("message", self._guard_message)
         self.compression = "off"  # websocket permessage-deflate mode, from the settings
         self.loop: Any = None  # tornado IOLoop, captured in on_startup
         self.hub: Optional[Hub] = None
@@ -159,7 +209,189 @@ class Transport:
                 # (~256 KiB of zlib state per connection); the setting decides
                 return compression_options(transport.compression)
 
+            # ~~ security: cheap refusals before engine.io sees a request
+
+            def check_origin(self, origin):
+                # judged at the Socket.IO connect, where the refusal has a message
+                return True
+
+            @property
+            def max_message_size(self):
+                # tornado closes a websocket (1009) whose message is larger
+                return transport.limits.max_message_bytes
+
+            def set_header(self, name, value):
+                # CORS answers for OctoPrint's own origin and the allowed ones only
+                if name == "Access-Control-Allow-Origin" and not transport.cors_ok(
+                    self.request
+                ):
+                    return
+                super().set_header(name, value)
+
+            async def get(self, *args, **kwargs):
+                if not self.get_query_argument("sid", None) and transport.busy():
+                    transport.stats.busy += 1
+                    self.set_status(503)
+                    self.finish("too many connections")
+                    return
+                await super().get(*args, **kwargs)
+
+            async def post(self, *args, **kwargs):
+                error = wire.check_polling_body(
+                    self.request.body, transport.limits.max_message_bytes
+                )
+                if error:
+                    transport.stats.malformed += 1
+                    eio_sid = self.get_query_argument("sid", None)
+                    if eio_sid and eio_sid in transport.sio.eio.sockets:
+                        await transport.sio.eio.disconnect(eio_sid)
+                    self.set_status(400)
+                    self.finish(error)
+                    return
+                await super().post(*args, **kwargs)
+
+            async def on_message(self, message):
+                error = wire.check_eio_text(message, transport.limits.max_message_bytes)
+                if error is None and not transport.frame_ok(self):
+                    error = "rate limited"
+                if error:
+                    transport.stats.malformed += 1
+                    self.close(1008, error)
+                    return
+                await super().on_message(message)
+
         return FluxPrintHandler
+
+    # ~~ security (runs on the loop)
+
+    def set_security(self, limits: RL.Limits, allowed_origins: list[str]) -> None:
+        """New settings apply at once, to connected clients too."""
+        self.limits = limits
+        self.allowed_origins = list(allowed_origins)
+        self.sio.eio.max_http_buffer_size = limits.max_message_bytes
+        for info in self.clients.values():
+            if info.limiter is not None:
+                info.limiter.reconfigure(limits.rate)
+
+    def cors_ok(self, request: Any) -> bool:
+        origin = request.headers.get("Origin")
+        if not origin:
+            return False
+        environ = {
+            "HTTP_ORIGIN": origin,
+            "HTTP_HOST": request.headers.get("Host"),
+            "HTTP_X_FORWARDED_HOST": request.headers.get("X-Forwarded-Host"),
+            "HTTP_X_FORWARDED_PROTO": request.headers.get("X-Forwarded-Proto"),
+            "wsgi.url_scheme": request.protocol,
+        }
+        return A.origin_allowed(environ, self.allowed_origins)
+
+    def busy(self) -> bool:
+        """Too many engine.io sessions (joined or not) to accept another handshake."""
+        cap = 2 * self.limits.max_connections + 16
+        return len(self.sio.eio.sockets) >= cap
+
+    def frame_ok(self, handler: Any) -> bool:
+        """A coarse per-websocket frame budget (engine.io pings, pongs and messages)
+        ahead of the per-client event bucket: several times the event rate."""
+        bucket = getattr(handler, "_fluxprint_frames", None)
+        if bucket is None:
+            rate = self.limits.rate
+            bucket = handler._fluxprint_frames = RL.TokenBucket(
+                max(64, 4 * rate.burst), max(32.0, 4 * rate.per_second), time.monotonic
+            )
+        return bucket.take()
+
+    async def _guard_message(self, eio_sid: str, data: Any) -> None:
+        """Every Engine.IO message, before python-socketio parses and dispatches it:
+        text only, a CONNECT/DISCONNECT/EVENT of our namespace, decodable, an event
+        ``[name, ...]``. Anything else closes the engine.io session, without a
+        traceback in the log."""
+        error = None
+        pkt = None
+        if not isinstance(data, str):
+            error = wire.BINARY
+        else:
+            try:
+                pkt = self.sio.packet_class(encoded_packet=data)
+            except (ValueError, TypeError, RecursionError, IndexError):
+                error = wire.BAD_SIO
+        if pkt is not None:
+            namespace = pkt.namespace or "/"
+            joined = self.sio.manager.sid_from_eio_sid(eio_sid, S.NAMESPACE)
+            if pkt.packet_type == sio_packet.CONNECT:
+                attempts = self._attempts.get(eio_sid, 0)
+                if namespace != S.NAMESPACE or joined is not None:
+                    error = wire.BAD_SIO
+                elif pkt.data is not None and not isinstance(pkt.data, dict):
+                    error = wire.BAD_SIO
+                elif attempts >= MAX_CONNECT_ATTEMPTS:
+                    error = A.TOO_MANY
+                else:
+                    self._attempts[eio_sid] = attempts + 1
+            elif pkt.packet_type == sio_packet.EVENT:
+                if namespace != S.NAMESPACE or joined is None:
+                    error = wire.BAD_SIO
+                else:
+                    error = wire.check_event_data(pkt.data)
+            elif pkt.packet_type != sio_packet.DISCONNECT:
+                error = wire.BAD_SIO
+        if error:
+            self.stats.malformed += 1
+            _logger.debug("Closing engine.io session %s: %s", eio_sid, error)
+            sid = self.sio.manager.sid_from_eio_sid(eio_sid, S.NAMESPACE)
+            if sid is not None and sid in self.clients:
+                await self.close_client(sid, error)
+            else:
+                await self.sio.eio.disconnect(eio_sid)
+            return
+        try:
+            await self._sio_message(eio_sid, data)
+        except Exception:
+            _logger.exception("Socket.IO message handler failed")
+
+    async def reap(self, now: float) -> int:
+        """Closes engine.io sessions that have not joined the namespace within
+        HANDSHAKE_TIMEOUT (called by the plugin's sweep)."""
+        manager = self.sio.manager
+        sockets = self.sio.eio.sockets
+        for eio_sid in list(self._pending):
+            if eio_sid not in sockets:
+                self._pending.pop(eio_sid, None)
+        for eio_sid in list(self._attempts):
+            if eio_sid not in sockets:
+                self._attempts.pop(eio_sid, None)
+        stale = []
+        for eio_sid in list(sockets):
+            if manager.sid_from_eio_sid(eio_sid, S.NAMESPACE) is not None:
+                self._pending.pop(eio_sid, None)
+                continue
+            first = self._pending.setdefault(eio_sid, now)
+            if now - first >= HANDSHAKE_TIMEOUT:
+                stale.append(eio_sid)
+        for eio_sid in stale:
+            self._pending.pop(eio_sid, None)
+            self.stats.reaped += 1
+            try:
+                await self.sio.eio.disconnect(eio_sid)
+            except Exception:
+                _logger.debug("Reaping %s failed", eio_sid, exc_info=True)
+        return len(stale)
+
+    async def drop(self, sid: str, reason: str) -> None:
+        """Disconnects a client whose credentials no longer hold, saying why."""
+        self.stats.bump(self.stats.closed, reason)
+        await self.close_client(sid, reason)
+
+    def security_stats(self) -> dict:
+        per_user: dict[str, int] = {}
+        for info in self.clients.values():
+            per_user[info.user] = per_user.get(info.user, 0) + 1
+        return {
+            **self.stats.as_dict(),
+            "engineio_sessions": len(self.sio.eio.sockets),
+            "clients_per_user": per_user,
+        }
 
     def body_size(self) -> tuple[str, str, int]:
         return ("POST", r"/socket.io/.*", MAX_HTTP_BUFFER_SIZE)
@@ -295,25 +527,70 @@ class Transport:
 
     def _register(self) -> None:
         ns = S.NAMESPACE
+        limited = self._rate_limited
         self.sio.on("connect", self._on_connect, namespace=ns)
         self.sio.on("disconnect", self._on_disconnect, namespace=ns)
-        self.sio.on("printer:subscribe", self._on_subscribe, namespace=ns)
-        self.sio.on("printer:unsubscribe", self._on_unsubscribe, namespace=ns)
-        self.sio.on("printer:request_status", self._on_request_status, namespace=ns)
-        self.sio.on("*", self._on_unknown, namespace=ns)
+        self.sio.on("printer:subscribe", limited(self._on_subscribe), namespace=ns)
+        self.sio.on("printer:unsubscribe", limited(self._on_unsubscribe), namespace=ns)
+        self.sio.on(
+            "printer:request_status", limited(self._on_request_status), namespace=ns
+        )
+        self.sio.on("*", limited(self._on_unknown, catch_all=True), namespace=ns)
+
+    def _rate_limited(
+        self, handler: Callable[..., Any], catch_all: bool = False
+    ) -> Callable[..., Any]:
+        """Every client->server event passes the client's token bucket first, and
+        takes at most one argument (the payload)."""
+
+        async def limited(*args: Any) -> Any:
+            sid = args[1] if catch_all else args[0]
+            info = self.clients.get(sid)
+            if info is not None and info.limiter is not None:
+                verdict = info.limiter.check()
+                if verdict != RL.RateLimiter.OK:
+                    self.stats.rate_limited += 1
+                    if verdict == RL.RateLimiter.DISCONNECT:
+                        asyncio.ensure_future(self.drop(sid, "rate limited"))
+                    return {"ok": False, "error": "rate limited"}
+            payload = args[2:] if catch_all else args[1:]
+            if len(payload) > 1:
+                return {"ok": False, "error": "too many arguments"}
+            return await handler(*args)
+
+        return limited
 
     async def _on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
         remote = remote_address(environ)
         if self.hub is None:
             raise ConnectionRefusedError("server is starting")
-        decision = self._authenticate(auth, environ)
-        if not decision.ok:
-            _logger.info("Refused a client from %s: %s", remote, decision.reason)
-            raise ConnectionRefusedError(decision.reason)
-        user = decision.user.get_id() if hasattr(decision.user, "get_id") else "?"
+        reason = None
+        if not A.origin_allowed(environ, self.allowed_origins):
+            reason = A.ORIGIN  # before credentials: a cookie from a foreign page
+        elif len(self.clients) >= self.limits.max_connections:
+            reason = A.TOO_MANY
+        else:
+            decision = self._authenticate(auth, environ)
+            reason = decision.reason
+        if reason is None:
+            user = decision.user.get_id() if hasattr(decision.user, "get_id") else "?"
+            mine = sum(1 for info in self.clients.values() if info.user == user)
+            if mine >= self.limits.max_connections_per_user:
+                reason = A.TOO_MANY
+        if reason is not None:
+            self.stats.bump(self.stats.refused, reason)
+            _logger.info("Refused a client from %s: %s", remote, reason)
+            raise ConnectionRefusedError(reason)
         self.clients[sid] = ClientInfo(
-            sid=sid, user=user, remote=remote, since=time.time()
+            sid=sid,
+            user=user,
+            remote=remote,
+            since=time.time(),
+            limiter=RL.RateLimiter(self.limits.rate, time.monotonic),
+            credential=decision.credential,
         )
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, S.NAMESPACE)
+        self._attempts.pop(eio_sid, None)
         _logger.info("Client %s connected from %s as %s", sid, remote, user)
         asyncio.get_running_loop().call_soon(self._after_connect, sid, 0)
 

@@ -214,3 +214,8 @@ def test_event_data():
 def test_wire_checks_never_raise(frame):
     wire.check_eio_text(frame, 32)
     wire.check_polling_body(frame, 32)
+
+
+def test_repeated_origin_header():
+    assert auth.origin_allowed(env("http://127.0.0.1:5000,http://127.0.0.1:5000"), [])
+    assert not auth.origin_allowed(env("http://127.0.0.1:5000,https://evil.example"), [])
