@@ -53,6 +53,9 @@ DEFAULT_INTERVALS = {
     "progress_interval": 1.0,
     "status_interval": 5.0,
 }
+# the plugin's connection limits (issue #3) default to 100 in all and 20 per user:
+# the benchmark's clients are all one user
+BENCH_LIMITS = {"max_connections": 5000, "max_connections_per_user": 5000}
 PRINTER_CONFIG = {"serial": {"timeout": {"temperatureAutoreport": 1}}}
 BUSY = (
     "Printing",
@@ -144,7 +147,7 @@ def server(
         os.path.join(workdir, name),
         trace=trace,
         config=PRINTER_CONFIG,
-        fluxprint=fluxprint or {},
+        fluxprint=dict(BENCH_LIMITS, **(fluxprint or {})),
         disabled_plugins=disabled,
     )
     t0 = time.monotonic()
