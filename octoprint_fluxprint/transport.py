@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -16,6 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import socketio
+
+try:  # the kernel send queue is measured where the platform allows it
+    import fcntl
+    import termios
+except ImportError:  # pragma: no cover - Windows
+    fcntl = termios = None  # type: ignore[assignment]
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 from socketio.exceptions import ConnectionRefusedError
@@ -28,7 +35,7 @@ from .budget import Action, Budgets, Limits
 from .compression import compression_options
 from .eventlog import EventLog, rows_payloads
 from .hub import Hub
-from .replay import DURABLE_EVENTS, Plan, ReplaySession, plan_resume
+from .replay import DURABLE_EVENTS, Plan, ReplaySession, parse_since, plan_resume
 
 _logger = logging.getLogger(__name__)
 
@@ -155,6 +162,7 @@ class Transport:
         self.replaying: dict[str, ReplaySession] = {}
         self.budgets = Budgets(Limits(), time.monotonic)
         self.ws_handlers: dict[str, Any] = {}  # eio sid -> tornado websocket handler
+        self._kernel_queued: dict[str, int] = {}  # eio sid -> unsent bytes in the kernel
         self._outbox: deque[Outgoing] = deque()
         self._budget_timer: Any = None
         self._register()
@@ -463,19 +471,23 @@ class Transport:
         for sid, reason in drops:
             asyncio.ensure_future(self.close_client(sid, reason))
 
-    def _measure(self, eio_sid: str) -> tuple[int, int]:
+    def _measure(self, eio_sid: str, refresh: bool = False) -> tuple[int, int]:
         """What is queued for a client: engine.io packets (long-polling clients wait
-        here for their next GET) and bytes in tornado's write buffer (websocket)."""
+        here for their next GET) and bytes not yet taken by the peer: tornado's write
+        buffer plus the kernel's send queue (refreshed each budget tick, since on
+        loopback the kernel buffer alone holds megabytes)."""
         socket = self.sio.eio.sockets.get(eio_sid)
         messages = socket.queue.qsize() if socket is not None else 0
         nbytes = 0
         handler = self.ws_handlers.get(eio_sid)
         if handler is not None:
-            connection = getattr(handler, "ws_connection", None)
-            stream = getattr(connection, "stream", None)
+            stream = getattr(getattr(handler, "ws_connection", None), "stream", None)
             buffer = getattr(stream, "_write_buffer", None)
             if buffer is not None:
                 nbytes = len(buffer)
+            if refresh:
+                self._kernel_queued[eio_sid] = _unsent_bytes(stream)
+            nbytes += self._kernel_queued.get(eio_sid, 0)
         return messages, nbytes
 
     def _budget_tick(self) -> None:
@@ -488,7 +500,7 @@ class Transport:
             except Exception:
                 continue
         send, drop = self.budgets.poll(
-            lambda sid: self._measure(eio_of.get(sid) or ""), list(eio_of)
+            lambda sid: self._measure(eio_of.get(sid) or "", refresh=True), list(eio_of)
         )
         for sid, held in send.items():
             for event, payload in held:
@@ -577,6 +589,14 @@ class Transport:
             mine = sum(1 for info in self.clients.values() if info.user == user)
             if mine >= self.limits.max_connections_per_user:
                 reason = A.TOO_MANY
+        since = None
+        if reason is None:
+            try:
+                since = parse_since(
+                    auth.get("last_seq") if isinstance(auth, Mapping) else None
+                )
+            except ValueError as exc:
+                reason = str(exc)
         if reason is not None:
             self.stats.bump(self.stats.refused, reason)
             _logger.info("Refused a client from %s: %s", remote, reason)
@@ -591,6 +611,10 @@ class Transport:
         )
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, S.NAMESPACE)
         self._attempts.pop(eio_sid, None)
+        self.clients[sid].extra["resume_from"] = since
+        handler = environ.get("tornado.handler")
+        if eio_sid and getattr(handler, "ws_connection", None) is not None:
+            self.ws_handlers[eio_sid] = handler  # a websocket from the start
         _logger.info("Client %s connected from %s as %s", sid, remote, user)
         asyncio.get_running_loop().call_soon(self._after_connect, sid, 0)
 
@@ -688,6 +712,7 @@ class Transport:
             eio_sid = None
         if eio_sid:
             self.ws_handlers.pop(eio_sid, None)
+            self._kernel_queued.pop(eio_sid, None)
         if self.hub is not None:
             self.hub.remove_client(sid)
         if info is not None:
@@ -778,6 +803,18 @@ class Transport:
                 row.update(self.hub.describe(sid))
             out.append(row)
         return out
+
+
+def _unsent_bytes(stream: Any) -> int:
+    """Bytes in the kernel's send queue of a tornado stream (Linux: SIOCOUTQ)."""
+    sock = getattr(stream, "socket", None)
+    if sock is None or fcntl is None:
+        return 0
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return 0
+    return int.from_bytes(raw, sys.byteorder, signed=True)
 
 
 def _to_loop_time(when: float) -> float:
