@@ -31,12 +31,28 @@ BUCKETS = [
 ]
 
 
+SKIP = (
+    "asyncio/",
+    "tornado/ioloop.py",
+    "tornado/platform/",
+    "tornado/gen.py",
+    "threading.py",
+)
+
+
 def classify(stack: list[str]) -> str:
-    for frame in reversed(stack):
+    """The outermost frame (root first) that is not event-loop plumbing: the code
+    that caused the work, including what it called."""
+    for frame in stack:
+        if any(skip in frame for skip in SKIP):
+            continue
         for label, needle in BUCKETS:
             if needle in frame:
                 return label
-    return "other"
+    leaf = stack[-1] if stack else ""
+    if "select" in leaf or "poll" in leaf:
+        return "event loop: waiting in epoll"
+    return "event loop plumbing / other"
 
 
 def main() -> int:
@@ -84,6 +100,11 @@ def main() -> int:
                 gen.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    report(folded, n, mode, seconds, out_dir)
+    return 0
+
+
+def report(folded: str, n: int, mode: str, seconds: float, out_dir: str) -> str:
     per_thread: dict[str, collections.Counter] = collections.defaultdict(
         collections.Counter
     )
@@ -107,7 +128,7 @@ def main() -> int:
     with open(os.path.join(out_dir, f"profile-{n}-{mode}.txt"), "w") as f:
         f.write(text)
     print(text)
-    return 0
+    return text
 
 
 if __name__ == "__main__":
