@@ -1,10 +1,11 @@
 """Websocket compression modes (the ``websocket_compression`` setting).
 
-- ``off``: no permessage-deflate (the default; see docs/benchmarks.md for why).
+- ``off``: no permessage-deflate.
 - ``deflate``: tornado's per-client deflate with context takeover. Best ratio, but
   about 256 KiB of zlib state per connection and one compression per client per
   message.
-- ``deflate_no_context_takeover``: permessage-deflate with
+- ``deflate_no_context_takeover`` (the default; see docs/benchmarks.md for why):
+  permessage-deflate with
   ``server_no_context_takeover; client_no_context_takeover``. No zlib state is kept
   per connection, and since every client's frame for a broadcast is then the same
   bytes, ``wsframes`` compresses a broadcast once and writes it to every client.
@@ -22,7 +23,7 @@ from typing import Optional
 DEFLATE = "deflate"
 DEFLATE_NO_CONTEXT_TAKEOVER = "deflate_no_context_takeover"
 MODES = ("off", DEFLATE, DEFLATE_NO_CONTEXT_TAKEOVER)
-DEFAULT_MODE = "off"
+DEFAULT_MODE = DEFLATE_NO_CONTEXT_TAKEOVER  # chosen from docs/benchmarks.md
 
 # zlib parameters of the shared compressor (tornado's defaults)
 LEVEL = 6

@@ -23,14 +23,13 @@ try:  # the kernel send queue is measured where the platform allows it
     import termios
 except ImportError:  # pragma: no cover - Windows
     fcntl = termios = None  # type: ignore[assignment]
-from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 from socketio.exceptions import ConnectionRefusedError
 
 from . import auth as A
 from . import ratelimit as RL
 from . import schema as S
-from . import wire
+from . import wire, wsframes
 from .budget import Action, Budgets, Limits
 from .compression import compression_options
 from .eventlog import EventLog, rows_payloads
@@ -203,7 +202,7 @@ class Transport:
         base = socketio.get_tornado_handler(self.sio)
         transport = self
 
-        class FluxPrintHandler(base):  # type: ignore[misc, valid-type]
+        class FluxPrintHandler(wsframes.FramesHandlerMixin, base):  # type: ignore[misc, valid-type]
             async def open(self, *args, **kwargs):
                 # a polling client upgrading names its engine.io sid in the query;
                 # the write buffer of this handler is what the outbound budget measures
@@ -466,7 +465,8 @@ class Transport:
             encoded = self.sio.packet_class(
                 sio_packet.EVENT, namespace=S.NAMESPACE, data=[item.event, item.payload]
             ).encode()
-            pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+            # one frame for all: UTF-8 (and deflate, where negotiated) done once
+            pkt = wsframes.broadcast_packet(encoded)
             asyncio.ensure_future(self._send_all(targets, pkt))
         for sid, reason in drops:
             asyncio.ensure_future(self.close_client(sid, reason))

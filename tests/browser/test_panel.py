@@ -257,7 +257,9 @@ def test_access_fieldset_validates_origins_and_limits(page, panel_octo):
     limit.fill("2.5")
     limit_error = page.locator("#fluxprint-max_connections ~ .fluxprint-error")
     limit_error.wait_for(state="visible")
-    assert "Enter a whole number from 0 to 10000." in limit_error.inner_text()
+    assert "Enter a whole number from 1 to 10000." in limit_error.inner_text()
+    limit.fill("0")  # the server would clamp 0 to 1: refused here already
+    limit_error.wait_for(state="visible")
     limit.fill("20")
     limit_error.wait_for(state="hidden")
     close_settings(page)

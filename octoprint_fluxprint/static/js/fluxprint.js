@@ -40,7 +40,7 @@ $(function () {
         return (
             isFinite(number) &&
             Math.floor(number) === number &&
-            number >= 0 &&
+            number >= 1 &&
             number <= MAX_CONNECTIONS
         );
     }
@@ -190,7 +190,7 @@ $(function () {
 
         self._message = function (key) {
             if (_.contains(LIMITS, key)) {
-                return _.sprintf(gettext("Enter a whole number from 0 to %(max)s."), {
+                return _.sprintf(gettext("Enter a whole number from 1 to %(max)s."), {
                     max: MAX_CONNECTIONS
                 });
             }
