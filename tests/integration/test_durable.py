@@ -28,6 +28,7 @@ import threading
 import time
 from typing import Any, Optional
 
+import psutil
 import pytest
 import requests
 
@@ -190,6 +191,14 @@ def durable_of(client: FluxPrintClient) -> list[dict]:
     return client.durable()
 
 
+def write_artifact(name: str, data: dict) -> None:
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    folder = os.environ.get("FLUXPRINT_ARTIFACTS", os.path.join(root, "test-artifacts"))
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, name), "w") as f:
+        json.dump(data, f, indent=2)
+
+
 def segments(node: ResumeNode) -> list[list[dict]]:
     """The events of each connection, in arrival order."""
     out: dict[int, list[dict]] = {}
@@ -290,6 +299,17 @@ def test_chaos_cuts_while_printing_resume_exactly_once(operational):
             e == "printer:connection" and d["state"] == "error" for e, d in ref.records
         )
         assert ref.duplicates == 0
+
+        report = {
+            "cuts": proxy.cut_events,
+            "connections": node.connects(),
+            "durable_delivered": len(seqs),
+            "duplicates": len(dups),
+            "gaps": len(set(ref_seqs()) - set(seqs)),
+            "events_received": len(node.events()),
+        }
+        write_artifact("chaos.json", report)
+        print(f"\nchaos: {report}")
 
         # every connection: replayed durable events, then a fresh status, then live
         for seg in segments(node):
@@ -422,10 +442,23 @@ def test_stuck_client_is_bounded_and_does_not_delay_others(operational):
         time.sleep(2)
         job_command(octo, "pause", "resume")
         dropped_at = None
+        process = psutil.Process(octo.pid)
+        rss_before = process.memory_info().rss
+        rss_peak = rss_before
         while time.monotonic() - t_stall < 60:
             if dropped_at is None and health_clients(octo) == 1:
                 dropped_at = time.monotonic() - t_stall
+            rss_peak = max(rss_peak, process.memory_info().rss)
             time.sleep(0.5)
+        report = {
+            "dropped_after_s": dropped_at,
+            "rss_before_mib": round(rss_before / 2**20, 1),
+            "rss_peak_mib": round(rss_peak / 2**20, 1),
+        }
+        write_artifact("slow-client.json", report)
+        print(f"\nslow client: {report}")
+        # nothing grows with the stuck client's slowness
+        assert rss_peak - rss_before < 64 * 2**20, report
         # the server let go of the stuck client (budget, grace 5 s) well before
         # engine.io's own ping timeout would have (25 + 20 s), which is all that
         # happens without a budget while tornado's write buffer grows meanwhile
