@@ -251,7 +251,7 @@ class Transport:
                     transport.stats.malformed += 1
                     eio_sid = self.get_query_argument("sid", None)
                     if eio_sid and eio_sid in transport.sio.eio.sockets:
-                        await transport.sio.eio.disconnect(eio_sid)
+                        await transport._close_eio(eio_sid)
                     self.set_status(400)
                     self.finish(error)
                     return
@@ -304,8 +304,12 @@ class Transport:
         bucket = getattr(handler, "_fluxprint_frames", None)
         if bucket is None:
             rate = self.limits.rate
+            # roomier than the event bucket plus its refusal window, so a flooding
+            # client is cut off by the event limiter, which says why
             bucket = handler._fluxprint_frames = RL.TokenBucket(
-                max(64, 4 * rate.burst), max(32.0, 4 * rate.per_second), time.monotonic
+                2 * (rate.burst + rate.disconnect_after) + 64,
+                4 * rate.per_second + 32,
+                time.monotonic,
             )
         return bucket.take()
 
@@ -348,9 +352,8 @@ class Transport:
             _logger.debug("Closing engine.io session %s: %s", eio_sid, error)
             sid = self.sio.manager.sid_from_eio_sid(eio_sid, S.NAMESPACE)
             if sid is not None and sid in self.clients:
-                await self.close_client(sid, error)
-            else:
-                await self.sio.eio.disconnect(eio_sid)
+                await self.close_client(sid, error)  # says why, leaves the namespace
+            await self._close_eio(eio_sid)
             return
         try:
             await self._sio_message(eio_sid, data)
@@ -379,16 +382,38 @@ class Transport:
         for eio_sid in stale:
             self._pending.pop(eio_sid, None)
             self.stats.reaped += 1
-            try:
-                await self.sio.eio.disconnect(eio_sid)
-            except Exception:
-                _logger.debug("Reaping %s failed", eio_sid, exc_info=True)
+            await self._close_eio(eio_sid)
         return len(stale)
 
     async def drop(self, sid: str, reason: str) -> None:
-        """Disconnects a client whose credentials no longer hold, saying why."""
+        """Disconnects a client whose credentials no longer hold (or that floods),
+        saying why, and closes its engine.io session too."""
         self.stats.bump(self.stats.closed, reason)
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, S.NAMESPACE)
         await self.close_client(sid, reason)
+        if eio_sid:
+            await self._close_eio(eio_sid)
+
+    async def _close_eio(self, eio_sid: str) -> None:
+        """Ends an engine.io session and its websocket: engine.io only sends a CLOSE
+        packet, and a hostile client would keep the TCP connection until the ping
+        timeout. The CLOSE is queued behind printer:closing."""
+        handlers = {
+            self.ws_handlers.get(eio_sid),
+            (self.sio.environ.get(eio_sid) or {}).get("tornado.handler"),
+        }
+        socket = self.sio.eio.sockets.get(eio_sid)
+        try:
+            if socket is not None:
+                # not eio.disconnect(): it waits for the packet queue to drain, which
+                # a polling client that never polls again never does
+                await socket.close(wait=False)
+        except Exception:
+            _logger.debug("Closing engine.io session %s failed", eio_sid, exc_info=True)
+        self.sio.eio.sockets.pop(eio_sid, None)
+        for handler in handlers:
+            if getattr(handler, "ws_connection", None) is not None:
+                asyncio.get_running_loop().call_later(0.2, handler.close, 1008)
 
     def security_stats(self) -> dict:
         per_user: dict[str, int] = {}

@@ -21,6 +21,18 @@ SIO_CLIENT_TYPES = frozenset("012")
 MAX_PAYLOAD_PACKETS = 16  # Engine.IO packets in one long-polling POST
 MAX_EVENT_NAME = 64
 MAX_EVENT_ARGS = 3  # event name and at most two arguments reach the handlers
+# names python-socketio dispatches to its life-cycle handlers: a client sending an
+# EVENT called "disconnect" would otherwise run the server's disconnect handler
+RESERVED_EVENTS = frozenset(
+    {
+        "connect",
+        "connect_error",
+        "disconnect",
+        "disconnecting",
+        "newListener",
+        "removeListener",
+    }
+)
 
 BINARY = "binary frames are not accepted"
 EMPTY = "empty packet"
@@ -82,6 +94,8 @@ def check_event_data(data: Any) -> Optional[str]:
         return BAD_SIO
     name = data[0]
     if not isinstance(name, str) or not name or len(name) > MAX_EVENT_NAME:
+        return BAD_SIO
+    if name in RESERVED_EVENTS:
         return BAD_SIO
     if len(data) > MAX_EVENT_ARGS:
         return BAD_SIO

@@ -206,7 +206,18 @@ def test_polling_body():
 
 def test_event_data():
     assert wire.check_event_data(["printer:subscribe", {}]) is None
-    for bad in (None, [], {}, [1], [["x"]], ["x" * 100], ["a", 1, 2, 3], "x"):
+    for bad in (
+        None,
+        [],
+        {},
+        [1],
+        [["x"]],
+        ["x" * 100],
+        ["a", 1, 2, 3],
+        "x",
+        ["connect"],
+        ["disconnect", "x"],
+    ):
         assert wire.check_event_data(bad) == wire.BAD_SIO
 
 
