@@ -428,5 +428,5 @@ def test_hostile_clients_leave_octoprint_and_good_clients_unharmed(octo):
         f"{watch.rest_slowest * 1000:.0f} ms; OctoPrint RSS before "
         f"{baseline / 2**20:.1f} MiB, peak {peak / 2**20:.1f} MiB, after "
         f"{after / 2**20:.1f} MiB; {elapsed:.0f} s; server counters {detail}; "
-        f"fixed frames that did not close: {survived_fixed}"
+        f"frames that did not close (fuzzed, still well-formed): {survived_fixed}"
     )
