@@ -128,3 +128,20 @@ class RawPolling:
 def half_open(port: int) -> socket.socket:
     """A TCP connection that never sends its HTTP request."""
     return socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def polling_refusal(port: int, auth: Optional[dict], headers: dict) -> Optional[str]:
+    """Joins over long-polling with these headers; the connect_error message, or
+    None when the namespace was joined."""
+    poll = RawPolling(port, headers=headers)
+    try:
+        poll.post(f"40{NS},{json.dumps(auth or {})}")
+        _status, text = poll.get()
+        for packet in text.split("\x1e"):
+            if packet.startswith("40"):
+                return None
+            if packet.startswith("44"):
+                return json.loads(packet[len(f"44{NS},") :])["message"]
+        return text
+    finally:
+        poll.close()
