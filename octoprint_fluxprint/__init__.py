@@ -414,10 +414,8 @@ class FluxPrintPlugin(
         return flask.jsonify({"ok": True, "lease": panel.LEASE})
 
     def _panel_permissions(self) -> list:
-        # "FluxPrint: receive live printer data" where registered, else STATUS
-        receive = Permissions.find("PLUGIN_FLUXPRINT_RECEIVE") or Permissions.STATUS
         # the table shows users and addresses: settings admins only
-        return [Permissions.SETTINGS, receive]
+        return [Permissions.SETTINGS, self._receive_permission()]
 
     def _panel_mark(self, token: str, is_open: bool) -> None:
         # on the loop
