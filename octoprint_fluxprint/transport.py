@@ -386,8 +386,11 @@ class Transport:
         return len(stale)
 
     async def drop(self, sid: str, reason: str) -> None:
-        """Disconnects a client whose credentials no longer hold (or that floods),
-        saying why, and closes its engine.io session too."""
+        """Disconnects a client whose credentials no longer hold, that floods or that
+        stays over its outbound budget, saying why, and closes its engine.io session
+        too."""
+        if sid not in self.clients:
+            return  # already on its way out (a verdict per broadcast may repeat)
         self.stats.bump(self.stats.closed, reason)
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, S.NAMESPACE)
         await self.close_client(sid, reason)
@@ -494,7 +497,7 @@ class Transport:
             pkt = wsframes.broadcast_packet(encoded)
             asyncio.ensure_future(self._send_all(targets, pkt))
         for sid, reason in drops:
-            asyncio.ensure_future(self.close_client(sid, reason))
+            asyncio.ensure_future(self.drop(sid, reason))
 
     def _measure(self, eio_sid: str, refresh: bool = False) -> tuple[int, int]:
         """What is queued for a client: engine.io packets (long-polling clients wait
@@ -524,7 +527,7 @@ class Transport:
                 eio_of[sid] = self.sio.manager.eio_sid_from_sid(sid, S.NAMESPACE)
             except Exception:
                 continue
-        send, drop = self.budgets.poll(
+        send, drops = self.budgets.poll(
             lambda sid: self._measure(eio_of.get(sid) or "", refresh=True), list(eio_of)
         )
         for sid, held in send.items():
@@ -532,8 +535,9 @@ class Transport:
                 # held telemetry goes out now with a fresh seq, so the client still
                 # sees seq increase
                 self._enqueue(Outgoing(event, self._restamp(payload), sid=sid))
-        for sid, reason in drop.items():
-            asyncio.ensure_future(self.close_client(sid, reason))
+        for sid, reason in drops.items():
+            # the whole connection goes, so its write buffers are freed at once
+            asyncio.ensure_future(self.drop(sid, reason))
 
     def _restamp(self, payload: dict) -> dict:
         if self.next_seq is None:
