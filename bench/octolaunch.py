@@ -1,91 +1,104 @@
-"""``python -m bench.octolaunch serve ...``: runs OctoPrint with the compress-once
-broadcast frames hook (``octoprint_fluxprint.wsframes``) applied to the plugin's
-transport, as proposed to the lead. Once transport.py uses wsframes itself, this
-changes nothing.
+"""``python -m bench.octolaunch serve ...``: runs OctoPrint with benchmark-only
+process probes, switched on by environment variables (none of this is in the
+plugin):
 
-The hook is two lines in ``transport.py`` (see docs/benchmarks.md):
-the handler class gets ``wsframes.FramesHandlerMixin`` as first base, and ``emit()``
-builds its packet with ``wsframes.broadcast_packet(encoded)``.
+- ``FLUXPRINT_BENCH_GC=<file>``: records every cyclic-GC run of the OctoPrint
+  process (generation, duration, objects collected) through ``gc.callbacks`` and
+  rewrites ``<file>`` as JSON once a second, so the benchmark can line the latency
+  tail up against collector pauses.
+- ``FLUXPRINT_BENCH_GC_FREEZE=1``: ``gc.freeze()`` once OctoPrint has started (the
+  objects alive then are never scanned again by the collector), to measure what
+  that buys.
 """
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.util
+import gc
+import json
 import os
 import sys
-import types
-
-TARGET = "octoprint_fluxprint.transport"
-
-
-def patch(module: types.ModuleType) -> None:
-    if getattr(module, "wsframes", None) is not None:
-        return  # the lead's hook is in
-    from engineio import packet as eio_packet
-
-    from octoprint_fluxprint import wsframes
-
-    transport_cls = module.Transport
-    original = transport_cls._handler_class
-
-    def _handler_class(self):
-        cls = original(self)
-        return type(cls.__name__, (wsframes.FramesHandlerMixin, cls), {})
-
-    transport_cls._handler_class = _handler_class
-    # emit() builds eio_packet.Packet(eio_packet.MESSAGE, encoded): make it a
-    # BroadcastPacket (emit is the only user of the name in transport.py)
-    module.eio_packet = types.SimpleNamespace(
-        Packet=wsframes.BroadcastPacket, MESSAGE=eio_packet.MESSAGE
-    )
-    module._bench_frames_patched = True
-    if os.environ.get("FLUXPRINT_BENCH_DIRECT") == "1":
-        _patch_direct(transport_cls)
+import threading
+import time
 
 
-def _patch_direct(transport_cls) -> None:
-    """Experiment for the lead: broadcast with wsframes.send_direct first."""
-    from octoprint_fluxprint import wsframes
+class GcRecorder:
+    def __init__(self, path: str):
+        self.path = path
+        self.runs: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self.collected = {0: 0, 1: 0, 2: 0}
+        self._t0 = 0.0
+        self._lock = threading.Lock()
 
-    async def _send_all(self, eio_sids, pkt):
-        send = self.sio.eio.send_packet
-        for eio_sid in eio_sids:
-            if wsframes.send_direct(self.sio, eio_sid, pkt):
-                continue
-            try:
-                await send(eio_sid, pkt)
-            except Exception:
-                pass
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+            return
+        ms = (time.perf_counter() - self._t0) * 1000
+        gen = info.get("generation", 0)
+        with self._lock:
+            self.runs[gen].append(ms)
+            self.collected[gen] += info.get("collected", 0)
 
-    transport_cls._send_all = _send_all
+    def dump(self) -> None:
+        with self._lock:
+            data = {
+                "pid": os.getpid(),
+                "time": time.time(),
+                "frozen": gc.get_freeze_count(),
+                "generations": {
+                    str(g): {
+                        "runs": len(v),
+                        "total_ms": sum(v),
+                        "max_ms": max(v) if v else 0.0,
+                        "over_10ms": sum(1 for x in v if x > 10),
+                        "collected": self.collected[g],
+                    }
+                    for g, v in self.runs.items()
+                },
+            }
+        if os.environ.get("FLUXPRINT_BENCH_GC_TYPES") == "1":
+            # diagnostic (slow): what lives in the oldest generation, by type
+            from collections import Counter
+
+            counts = Counter(type(o).__name__ for o in gc.get_objects(generation=2))
+            data["gen2_types"] = dict(counts.most_common(40))
+            data["gen2_total"] = sum(counts.values())
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, self.path)
+
+    def start(self) -> None:
+        gc.callbacks.append(self)
+
+        def loop() -> None:
+            while True:
+                time.sleep(1.0)
+                try:
+                    self.dump()
+                except Exception:
+                    pass
+
+        threading.Thread(target=loop, name="bench-gc", daemon=True).start()
 
 
-class _Finder(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname, path, target=None):
-        if fullname != TARGET:
-            return None
-        sys.meta_path.remove(self)
-        try:
-            spec = importlib.util.find_spec(fullname)
-        finally:
-            sys.meta_path.insert(0, self)
-        if spec is None or spec.loader is None:
-            return None
-        loader = spec.loader
-        exec_module = loader.exec_module
+def _freeze_after_startup() -> None:
+    from octoprint.events import Events, eventManager
 
-        def exec_and_patch(module):
-            exec_module(module)
-            patch(module)
+    def frozen(event, payload) -> None:
+        gc.collect()
+        gc.freeze()
 
-        loader.exec_module = exec_and_patch  # type: ignore[method-assign]
-        return spec
+    # the same singleton OctoPrint's server uses; Startup fires once it is up
+    eventManager().subscribe(Events.STARTUP, frozen)
 
 
 def main() -> None:
-    if os.environ.get("FLUXPRINT_BENCH_FRAMES", "1") == "1":
-        sys.meta_path.insert(0, _Finder())
+    path = os.environ.get("FLUXPRINT_BENCH_GC")
+    if path:
+        GcRecorder(path).start()
+    if os.environ.get("FLUXPRINT_BENCH_GC_FREEZE") == "1":
+        _freeze_after_startup()
     import octoprint
 
     sys.argv[0] = "octoprint"

@@ -79,6 +79,15 @@ class BenchServer(OctoServer):
     def __init__(self, basedir: str, trace: bool, **kw: Any):
         super().__init__(basedir, **kw)
         self.trace = trace
+        self.gc_file = os.path.join(basedir, "bench-gc.json")
+
+    def gc_stats(self) -> dict:
+        """Cumulative cyclic-GC runs of the OctoPrint process (bench.octolaunch)."""
+        try:
+            with open(self.gc_file) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
 
     def command(self) -> list[str]:
         cmd = super().command()
@@ -89,6 +98,9 @@ class BenchServer(OctoServer):
     def start(self, timeout: float = 120.0) -> None:
         saved = dict(os.environ)
         os.environ["FLUXPRINT_TRACE"] = "1" if self.trace else "0"
+        os.environ["FLUXPRINT_BENCH_GC"] = self.gc_file
+        if GC_FREEZE["on"]:
+            os.environ["FLUXPRINT_BENCH_GC_FREEZE"] = "1"
         os.environ["PYTHONPATH"] = os.pathsep.join(
             p for p in (ROOT, saved.get("PYTHONPATH")) if p
         )
@@ -161,6 +173,7 @@ def server(
 
 
 SETTLE = {"s": 2.0}
+GC_FREEZE = {"on": False}
 
 
 def settle(seconds: float) -> None:
@@ -265,12 +278,30 @@ def _one_cell(srv, gen, n, window, gcode, base, rss0) -> dict:
         grown = gen.grow(n)
         settle(2 + n / 500)
         srv.ensure_printing(gcode)
+        gc0 = srv.gc_stats()
         w = Window(srv.pid, [gen]).measure(window)
+        time.sleep(1.1)  # the recorder rewrites its file once a second
         c = cell(n, w, base, rss0)
+        c["gc"] = gc_delta(gc0, srv.gc_stats())
         c["connect_seconds"] = grown["seconds"]
         c["connect_failed"] = grown["failed"]
         c["websocket_extensions"] = grown.get("extensions")
         return c
+
+
+def gc_delta(before: dict, after: dict) -> dict:
+    """GC runs during a window, per generation: count, total and >10 ms pauses."""
+    out = {}
+    for g, a in (after.get("generations") or {}).items():
+        b = (before.get("generations") or {}).get(g, {})
+        out[g] = {k: a.get(k, 0) - b.get(k, 0) for k in ("runs", "total_ms", "over_10ms")}
+        out[g]["max_ms_so_far"] = a.get("max_ms", 0.0)
+    if "gen2_types" in after:  # FLUXPRINT_BENCH_GC_TYPES=1 (diagnostic)
+        b2 = before.get("gen2_types", {})
+        grown = {k: v - b2.get(k, 0) for k, v in after["gen2_types"].items()}
+        out["gen2_total"] = after.get("gen2_total")
+        out["gen2_grown"] = dict(sorted(grown.items(), key=lambda kv: -kv[1])[:15])
+    return out
 
 
 def fmt(v: Optional[float]) -> str:
@@ -652,6 +683,11 @@ def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
     )
     p.add_argument("--no-report", action="store_true", help="JSON only")
     p.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="experiment: gc.freeze() in OctoPrint after start-up (bench.octolaunch)",
+    )
+    p.add_argument(
         "--sweep-only",
         action="store_true",
         help="re-run the sweep for --modes and merge it into the existing --out JSON",
@@ -675,6 +711,7 @@ def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse(argv)
+    GC_FREEZE["on"] = args.gc_freeze
     if args.report:
         with open(args.out) as f:
             results = json.load(f)

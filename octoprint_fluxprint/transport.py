@@ -33,6 +33,7 @@ from . import wire, wsframes
 from .budget import Action, Budgets, Limits
 from .compression import compression_options
 from .eventlog import EventLog, rows_payloads
+from .handover import Handover
 from .hub import Hub
 from .replay import DURABLE_EVENTS, Plan, ReplaySession, parse_since, plan_resume
 
@@ -164,6 +165,9 @@ class Transport:
         self._kernel_queued: dict[str, int] = {}  # eio sid -> unsent bytes in the kernel
         self._outbox: deque[Outgoing] = deque()
         self._budget_timer: Any = None
+        self._handover: Optional[Handover] = None  # from OctoPrint's threads
+        self.direct_writes = 0  # broadcast frames written straight to a websocket
+        self.queued_writes = 0  # ... and put on engine.io's queue
         self._register()
 
     # ~~ wiring
@@ -177,6 +181,7 @@ class Transport:
         history: Optional[Callable[[], list]] = None,
     ) -> None:
         self.loop = loop
+        self._handover = Handover(loop.asyncio_loop.call_soon_threadsafe)
         self.hub = hub
         self.eventlog = eventlog
         self.next_seq = hub.next_seq
@@ -190,10 +195,10 @@ class Transport:
         loop.add_callback(self._budget_timer.start)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Thread-safe, O(1): run ``fn(*args)`` on the IOLoop."""
-        loop = self.loop
-        if loop is not None:
-            loop.add_callback(fn, *args)
+        """Thread-safe, O(1): run ``fn(*args)`` on the IOLoop, in order."""
+        handover = self._handover
+        if handover is not None:
+            handover.submit(fn, *args)
 
     def route(self) -> tuple[str, type, dict]:
         return (r"/socket.io/.*", self._handler_class(), {})
@@ -462,7 +467,7 @@ class Transport:
 
     def _deliver(self, item: Outgoing) -> None:
         if item.sid is not None:
-            self._send_direct(item.sid, item.event, item.payload)
+            self._send_one(item.sid, item.event, item.payload)
             return
         participants = list(self.sio.manager.get_participants(S.NAMESPACE, item.room))
         if not participants:
@@ -495,7 +500,7 @@ class Transport:
             ).encode()
             # one frame for all: UTF-8 (and deflate, where negotiated) done once
             pkt = wsframes.broadcast_packet(encoded)
-            asyncio.ensure_future(self._send_all(targets, pkt))
+            self._send_all(targets, pkt)
         for sid, reason in drops:
             asyncio.ensure_future(self.drop(sid, reason))
 
@@ -544,13 +549,23 @@ class Transport:
             return payload
         return {**payload, "seq": self.next_seq()}
 
-    async def _send_all(self, eio_sids: list[str], pkt: Any) -> None:
-        send = self.sio.eio.send_packet
+    def _send_all(self, eio_sids: list[str], pkt: Any) -> None:
+        """Synchronous, so consecutive broadcasts reach every client in order: a
+        websocket client with nothing queued gets the frame written at once
+        (``wsframes.send_direct``), any other one gets it on engine.io's queue."""
+        sockets = self.sio.eio.sockets
+        handlers = self.ws_handlers
         for eio_sid in eio_sids:
-            try:
-                await send(eio_sid, pkt)
-            except Exception:  # a socket that closed meanwhile
-                _logger.debug("Dropped a packet for closed socket", exc_info=True)
+            sock = sockets.get(eio_sid)
+            if sock is None or sock.closed:
+                continue  # closed meanwhile
+            if wsframes.send_direct(sock, handlers.get(eio_sid), pkt):
+                self.direct_writes += 1
+                continue
+            # what AsyncSocket.send does, minus its ping check (engine.io's service
+            # task does that) and without an await
+            sock.queue.put_nowait(pkt)
+            self.queued_writes += 1
 
     def enter_room(self, sid: str, room: str) -> None:
         self.sio.manager.basic_enter_room(sid, S.NAMESPACE, room)
@@ -673,7 +688,7 @@ class Transport:
         assert self.eventlog is not None and self.hub is not None
         log = self.eventlog
         if plan_resume(since, log.horizon(), self.last_seq()) is Plan.RESYNC:
-            self._send_direct(
+            self._send_one(
                 sid,
                 S.EV_RESYNC,
                 self.hub.stamp(
@@ -695,11 +710,11 @@ class Transport:
                     if sid not in self.clients:
                         return
                     for _seq, event, payload in session.take_page(rows_payloads(rows)):
-                        self._send_direct(sid, event, payload)
+                        self._send_one(sid, event, payload)
                     if len(rows) < REPLAY_PAGE:
                         break
                 for _seq, event, payload in session.finish():
-                    self._send_direct(sid, event, payload)
+                    self._send_one(sid, event, payload)
             finally:
                 self.replaying.pop(sid, None)
             if session.overflow:
@@ -711,13 +726,21 @@ class Transport:
         # behind any durable event still waiting for its commit
         self._enqueue(Outgoing(S.EV_STATUS, status, sid=sid))
 
-    def _send_direct(self, sid: str, event: str, payload: dict) -> None:
+    def _send_one(self, sid: str, event: str, payload: dict) -> None:
+        """One event to one client, through the same ordered path as broadcasts."""
+        try:
+            eio_sid = self.sio.manager.eio_sid_from_sid(sid, S.NAMESPACE)
+        except Exception:
+            eio_sid = None
+        if not eio_sid:
+            return
         info = self.clients.get(sid)
         if info is not None:
             info.messages += 1
-        asyncio.ensure_future(
-            self.sio.emit(event, payload, to=sid, namespace=S.NAMESPACE)
-        )
+        encoded = self.sio.packet_class(
+            sio_packet.EVENT, namespace=S.NAMESPACE, data=[event, payload]
+        ).encode()
+        self._send_all([eio_sid], wsframes.broadcast_packet(encoded))
 
     async def close_client(self, sid: str, reason: str) -> None:
         """Tells the client why, then disconnects it."""

@@ -15,18 +15,28 @@ and, with permessage-deflate, compress it again, per client. Here:
   parameters, the cached UTF-8 bytes where it does not compress. Anything else
   (per-client ``deflate``, other window sizes, plain strings) goes through tornado.
 
-Only tornado's private ``WebSocketProtocol13`` attributes ``_compressor``,
-``_write_frame`` and ``_message_bytes_out`` are used, each checked, falling back to
-tornado's own path when they are missing.
+- ``send_direct(sock, handler, pkt)`` is the broadcast path for websocket clients:
+  when engine.io holds nothing for the client it writes the cached frame (header
+  included, the same bytes for every client) with one ``send()`` on the socket,
+  skipping engine.io's per-socket queue and writer task and tornado's write buffer
+  and per-write future; otherwise the packet takes engine.io's queue, so a client's
+  stream stays in order.
+
+tornado's private ``WebSocketProtocol13`` attributes ``_compressor``, ``_write_frame``,
+``_message_bytes_out``/``_wire_bytes_out`` and ``IOStream._write_buffer``/
+``_write_futures`` are used, each checked, falling back to tornado's own path when
+they are missing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
 import zlib
 from typing import Any, Optional
 
 from engineio import packet as eio_packet
+from tornado.iostream import IOStream
 
 from . import compression
 
@@ -58,6 +68,26 @@ class FrameText(str):
             body = c.compress(self.utf8()) + c.flush(zlib.Z_SYNC_FLUSH)
             self._deflated = body[:-4]  # drop the 00 00 ff ff tail
             return self._deflated
+
+    def frame(self, deflate: bool) -> bytes:
+        """The whole websocket frame, header included: a server's frames are not
+        masked, so every client gets exactly these bytes."""
+        cache = self.__dict__.setdefault("_frames", {})
+        try:
+            return cache[deflate]
+        except KeyError:
+            body = self.deflated() if deflate else self.utf8()
+            cache[deflate] = _header(len(body), deflate) + body
+            return cache[deflate]
+
+
+def _header(length: int, deflate: bool) -> bytes:
+    first = 0x80 | _OPCODE_TEXT | (_RSV1 if deflate else 0)  # FIN, text
+    if length < 126:
+        return struct.pack("!BB", first, length)
+    if length <= 0xFFFF:
+        return struct.pack("!BBH", first, 126, length)
+    return struct.pack("!BBQ", first, 127, length)
 
 
 class BroadcastPacket(eio_packet.Packet):
@@ -133,18 +163,24 @@ class FramesHandlerMixin:
         return super().write_message(message, binary=binary)  # type: ignore[misc]
 
 
-def _write(conn: Any, message: FrameText, deflate: bool) -> Any:
-    from tornado.iostream import StreamClosedError
-    from tornado.websocket import WebSocketClosedError
-
+def _write_frame(conn: Any, message: FrameText, deflate: bool) -> Any:
+    """Writes the frame; returns tornado's write future (StreamClosedError if the
+    stream closes: tornado marks that exception as retrieved itself)."""
     data = message.utf8()
     if hasattr(conn, "_message_bytes_out"):
         conn._message_bytes_out += len(data)
+    if deflate:
+        return conn._write_frame(True, _OPCODE_TEXT, message.deflated(), flags=_RSV1)
+    return conn._write_frame(True, _OPCODE_TEXT, data)
+
+
+def _write(conn: Any, message: FrameText, deflate: bool) -> Any:
+    """``write_message``'s contract: a future that fails with WebSocketClosedError."""
+    from tornado.iostream import StreamClosedError
+    from tornado.websocket import WebSocketClosedError
+
     try:
-        if deflate:
-            fut = conn._write_frame(True, _OPCODE_TEXT, message.deflated(), flags=_RSV1)
-        else:
-            fut = conn._write_frame(True, _OPCODE_TEXT, data)
+        fut = _write_frame(conn, message, deflate)
     except StreamClosedError:
         raise WebSocketClosedError() from None
 
@@ -157,25 +193,66 @@ def _write(conn: Any, message: FrameText, deflate: bool) -> Any:
     return asyncio.ensure_future(wrapper())
 
 
-def send_direct(sio: Any, eio_sid: str, pkt: Any) -> bool:
+def send_direct(sock: Any, handler: Any, pkt: Any) -> bool:
     """Writes ``pkt`` to a websocket client at once, skipping engine.io's per-socket
-    queue and writer task (an ``asyncio.wait_for`` per message per client), when
-    nothing is queued before it, so order is kept. False: use ``send_packet``.
+    queue and writer task (a ``Queue.get`` under ``asyncio.wait_for``, that is a task
+    and a timer, per message per client). False: use engine.io's queue instead.
 
-    Only for clients whose first request was the websocket itself (FluxStudio's
-    ``transports: ["websocket"]``): python-socketio keeps that request's environ,
-    whose ``tornado.handler`` is then the websocket handler."""
-    eio = sio.eio
-    sock = eio.sockets.get(eio_sid)
-    if sock is None or sock.closed or not sock.upgraded or not sock.queue.empty():
+    Order is kept: the direct path is taken only when engine.io holds nothing for the
+    client. ``Queue._unfinished_tasks`` counts what is queued *and* what the writer
+    task has taken but not yet written (``poll()`` calls ``task_done()`` right before
+    the writer's synchronous ``write_message``), so a packet in flight there sends
+    this one to the queue behind it. Long-polling clients, clients still upgrading
+    and closing connections always use the queue."""
+    if sock is None or handler is None or sock.closed or sock.closing:
         return False
-    environ = sio.environ.get(eio_sid)
-    handler = environ.get("tornado.handler") if environ else None
+    if not sock.upgraded or sock.upgrading:
+        return False
+    queue = sock.queue
+    if getattr(queue, "_unfinished_tasks", 1) or not queue.empty():
+        return False
     conn = getattr(handler, "ws_connection", None)
     if conn is None or conn.is_closing():
         return False
+    message = pkt.encode()
     try:
-        handler.write_message(pkt.encode())
-    except Exception:
+        mode = shared_deflate(conn) if isinstance(message, FrameText) else None
+        stream = getattr(conn, "stream", None)
+        if mode is not None and stream is not None:
+            frame = message.frame(mode)
+            if hasattr(conn, "_wire_bytes_out"):  # tornado's counters
+                conn._message_bytes_out += len(message.utf8())
+                conn._wire_bytes_out += len(frame)
+            if not _send_now(stream, frame):
+                # nobody awaits a broadcast write: no wrapper task per client
+                stream.write(frame)
+        else:
+            handler.write_message(message)
+    except Exception:  # closed meanwhile: engine.io's path notices and cleans up
         return False
+    return True
+
+
+def _send_now(stream: Any, frame: bytes) -> bool:
+    """One ``send()`` straight to the socket when tornado has nothing buffered for
+    it (so order is kept), skipping its write buffer and per-write future; what the
+    kernel does not take at once goes to tornado's buffer. Plain TCP streams only
+    (tornado's SSL stream has its own buffering). False: use ``stream.write``."""
+    if (
+        type(stream) is not IOStream
+        or stream.closed()
+        or getattr(stream, "_connecting", True)
+        or len(getattr(stream, "_write_buffer", (1,)))
+        or getattr(stream, "_write_futures", (1,))
+    ):
+        return False
+    sock = stream.socket
+    try:
+        sent = sock.send(frame)
+    except BlockingIOError:
+        sent = 0
+    except OSError:
+        return False  # tornado's write runs into the same error and closes
+    if sent < len(frame):
+        stream.write(memoryview(frame)[sent:])
     return True
