@@ -4,7 +4,8 @@ it in; the clock is injected.
 
 - Under budget: send.
 - Over budget (queued messages or bytes above the limit): telemetry is *held*, newest
-  value per event name (older ones are coalesced away); durable events are still sent
+  value per event name (older ones are coalesced away; deltas are merged into the
+  held one, ``delta.compose``); durable events are still sent
   (they are never dropped; the hard limit bounds them). Once the queue drains below
   half the limits (hysteresis), ``poll`` hands back the held values to send.
 - Over budget for ``grace`` seconds without a break, or above ``hard`` times the
@@ -27,6 +28,8 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
+
+from .delta import compose
 
 
 @dataclass(frozen=True)
@@ -135,10 +138,11 @@ class ClientBudget:
             return SEND
         if self.over_since is not None or event in self.held:
             # held values go out in order, so a newer one waits behind them too
-            if event in self.held:
+            older = self.held.pop(event, None)  # re-inserted: arrival order
+            if older is not None:
                 self.coalesced += 1
-                del self.held[event]  # re-insert: arrival order of the newest value
-            self.held[event] = payload
+            # newest wins; deltas are merged into what is held, so none is lost
+            self.held[event] = compose(older, payload)
             return HOLD
         return SEND
 

@@ -15,13 +15,15 @@ from typing import Any, Callable, Optional, Protocol
 
 from . import schema as S
 from .coalesce import Coalescer, Decision, Sample
-from .subscriptions import Subscriptions
+from .delta import delta_body
+from .subscriptions import Subscriptions, parse_room
 
 _logger = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
     def emit(self, event: str, payload: dict, room: str) -> None: ...
+    def send_to(self, sid: str, event: str, payload: dict) -> None: ...
     def enter_room(self, sid: str, room: str) -> None: ...
     def leave_room(self, sid: str, room: str) -> None: ...
     def call_at(self, when: float, callback: Callable[[], None]) -> Any: ...
@@ -43,9 +45,17 @@ class Group:
     members: set[str] = field(default_factory=set)
     timer: Any = None
     sent: int = 0
+    delta: bool = False  # the room gets deltas against last_body
+    last_body: Any = None  # delta rooms: the last body sent, and its ts
+    last_ts: int = 0
 
 
 DEDUPE = {"status": True, "progress": True, "temperature": False}
+CHANNEL_EVENTS = {
+    "status": S.EV_STATUS,
+    "temperature": S.EV_TEMPERATURE,
+    "progress": S.EV_PROGRESS,
+}
 
 # OctoPrint events -> FluxPrint job events
 JOB_EVENTS = {
@@ -113,7 +123,7 @@ class Hub:
     def subscribe(self, sid: str, request: S.SubscribeRequest) -> dict:
         before = self.subs.rooms(sid)
         intervals = request.intervals.model_dump() if request.intervals else None
-        after = self.subs.subscribe(sid, request.channels, intervals)
+        after = self.subs.subscribe(sid, request.channels, intervals, request.delta)
         self._move(sid, before, after)
         return self.subs.describe(sid)
 
@@ -146,15 +156,22 @@ class Hub:
             if group is None:
                 group = self._make_group(room)
             group.members.add(sid)
+            if group.delta and group.last_body is not None:
+                # the room's next delta is against last_body: the client gets that
+                # first, as a full message
+                base = self._base(group)
+                if base is not None:
+                    self.sink.send_to(sid, *base)
 
     def _make_group(self, room: str) -> Group:
-        channel, _, interval = room.partition("@")
-        value = float(interval) if interval else 0.0
+        channel, value, delta = parse_room(room)
         group = Group(
             channel=channel,
             interval=value,
             room=room,
-            coalescer=Coalescer(value, dedupe=DEDUPE.get(channel, False)),
+            # a delta room never repeats a body: there would be nothing in it
+            coalescer=Coalescer(value, dedupe=delta or DEDUPE.get(channel, False)),
+            delta=delta,
         )
         self.groups[room] = group
         return group
@@ -210,6 +227,28 @@ class Hub:
         """A fresh full status from what the hub holds, stamped with a new seq."""
         return self._meta(self.status_body(), self.last_ts or self.clock.wall_ms())
 
+    def _base(self, group: Group) -> Optional[tuple[str, dict]]:
+        """A delta room's last body as a full message (fresh seq, its own ts)."""
+        if group.channel not in self.enabled or group.last_body is None:
+            return None
+        return CHANNEL_EVENTS[group.channel], self._meta(group.last_body, group.last_ts)
+
+    def after_replay(self, sid: str) -> list[tuple[str, dict]]:
+        """What a client that re-subscribed with ``since`` gets once the replay is
+        done: a fresh full status and, for its delta rooms (whose deltas it missed
+        while replaying), each room's base, so the rooms' next deltas apply."""
+        out: list[tuple[str, dict]] = []
+        status_base = False
+        for group in self.groups.values():
+            if sid in group.members and group.delta:
+                base = self._base(group)
+                if base is not None:
+                    out.append(base)
+                    status_base = status_base or group.channel == "status"
+        if not status_base:
+            out.insert(0, (S.EV_STATUS, self.status_payload()))
+        return out
+
     # ~~ emission
 
     def _emit(self, event: str, body: dict, ts: int, room: str, cb_ns: int = 0) -> None:
@@ -231,9 +270,16 @@ class Hub:
 
     def _apply(self, group: Group, event: str, decision: Decision, now: float) -> None:
         if decision.send is not None:
-            group.sent += 1
             sample = decision.send
-            self._emit(event, sample.body, sample.ts, group.room, sample.cb_ns)
+            body = sample.body
+            if group.delta:
+                previous = group.last_body
+                group.last_body, group.last_ts = body, sample.ts
+                if previous is not None:
+                    body = delta_body(previous, body)
+            if body is not None:
+                group.sent += 1
+                self._emit(event, body, sample.ts, group.room, sample.cb_ns)
         if decision.arm_at is not None:
             group.timer = self.sink.call_at(
                 decision.arm_at, lambda: self._fire(group.room, event)

@@ -204,6 +204,54 @@ class ClosingEvent(Meta):
     reason: str
 
 
+# ~~ deltas (opt-in: printer:subscribe {"delta": true})
+
+DELTA_EVENTS = (EV_STATUS, EV_TEMPERATURE, EV_PROGRESS)
+
+
+class Delta(Meta):
+    """Only the top-level fields that changed since the previous message of this
+    event on this connection (whole values, not merged further down), plus
+    ``removed`` for fields that are gone. Apply it to the last full message and
+    the deltas since; a full message (no ``delta`` key) replaces the state."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=False)
+    delta: Literal[True]
+    removed: list[str] = Field(
+        default_factory=list, description="Top-level fields that no longer exist"
+    )
+
+
+class StatusDelta(Delta):
+    state: Optional[State] = None
+    temperature: Optional[dict[str, HeaterReading]] = None
+    job: Optional[Job] = None
+    progress: Optional[Progress] = None
+    connection: Optional[Connection] = None
+
+
+class TemperatureDelta(Delta):
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, HeaterReading]  # type: ignore[assignment]
+
+
+class ProgressDelta(Delta):
+    completion: Optional[float] = Field(None, ge=0, le=100)
+    printTime: Optional[float] = None
+    printTimeLeft: Optional[float] = None
+    printTimeLeftOrigin: Optional[str] = None
+    filepos: Optional[int] = None
+    state: Optional[str] = None
+    file: Optional[ProgressFile] = None
+
+
+DELTA_MODELS: dict[str, type[BaseModel]] = {
+    EV_STATUS: StatusDelta,
+    EV_TEMPERATURE: TemperatureDelta,
+    EV_PROGRESS: ProgressDelta,
+}
+
+
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     EV_STATUS: StatusEvent,
     EV_TEMPERATURE: TemperatureEvent,
@@ -254,6 +302,16 @@ class SubscribeRequest(BaseModel):
         allow_inf_nan=False,
         description="Minutes of temperature history to return in the ack",
     )
+    delta: Optional[bool] = Field(
+        None,
+        strict=True,
+        description=(
+            "true: printer:status, printer:temperature and printer:progress come as"
+            " deltas (only the top-level fields that changed, nothing when nothing"
+            " did), each channel starting from a full message; false: full objects"
+            " again (the default)"
+        ),
+    )
 
 
 class UnsubscribeRequest(BaseModel):
@@ -261,9 +319,17 @@ class UnsubscribeRequest(BaseModel):
     channels: Optional[list[Channel]] = Field(None, max_length=len(CHANNELS))
 
 
+def _loc_part(part: Any) -> str:
+    """A key from the client's payload, printable on one line and short."""
+    text = str(part)
+    if not (text.isprintable() and len(text) <= 40):
+        text = json.dumps(text[:40])  # escapes control characters
+    return text
+
+
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors(include_url=False, include_input=False)[0]
-    where = ".".join(str(p) for p in err.get("loc", ())) or "payload"
+    where = ".".join(_loc_part(p) for p in err.get("loc", ())) or "payload"
     return f"invalid {where}: {err.get('msg', 'invalid value')}"
 
 
@@ -295,6 +361,13 @@ def events_json_schema() -> dict[str, Any]:
             schema["required"].remove("trace")  # only present when tracing is on
         defs[model.__name__] = schema
         events[name] = {"$ref": f"#/$defs/{model.__name__}"}
+    for name, model in DELTA_MODELS.items():
+        schema = model.model_json_schema(
+            ref_template="#/$defs/{model}", mode="serialization"
+        )
+        defs.update(schema.pop("$defs", {}))
+        defs[model.__name__] = schema
+        events[name] = {"anyOf": [events[name], {"$ref": f"#/$defs/{model.__name__}"}]}
     client: dict[str, Any] = {}
     for name, model in (
         ("printer:subscribe", SubscribeRequest),

@@ -1,7 +1,8 @@
 """Which client gets which channel at which interval. Pure.
 
-Clients that share a channel and an effective interval share one room (and, in the
-hub, one coalescer), so a broadcast is one encode however many clients there are.
+Clients that share a channel, an effective interval and a payload form (full
+objects or deltas) share one room (and, in the hub, one coalescer), so a broadcast
+is one encode however many clients there are.
 """
 
 from __future__ import annotations
@@ -12,11 +13,22 @@ from typing import Optional
 
 from .schema import CHANNELS, INTERVAL_CHANNELS
 
+DELTA_SUFFIX = "+delta"
 
-def room_name(channel: str, interval: Optional[float] = None) -> str:
+
+def room_name(channel: str, interval: Optional[float] = None, delta: bool = False) -> str:
     if channel not in INTERVAL_CHANNELS:
         return channel
-    return f"{channel}@{interval:g}"
+    return f"{channel}@{interval:g}{DELTA_SUFFIX if delta else ''}"
+
+
+def parse_room(room: str) -> tuple[str, float, bool]:
+    """(channel, interval, delta) of a room name."""
+    delta = room.endswith(DELTA_SUFFIX)
+    if delta:
+        room = room[: -len(DELTA_SUFFIX)]
+    channel, _, interval = room.partition("@")
+    return channel, float(interval) if interval else 0.0, delta
 
 
 @dataclass
@@ -24,6 +36,7 @@ class ClientSubscription:
     channels: set[str] = field(default_factory=set)
     # intervals the client asked for; the effective one is never below the configured
     requested: dict[str, float] = field(default_factory=dict)
+    delta: bool = False  # status/temperature/progress as deltas
 
 
 class Subscriptions:
@@ -64,6 +77,7 @@ class Subscriptions:
                 self.effective_interval(sid, channel)
                 if channel in INTERVAL_CHANNELS
                 else None,
+                sub.delta,
             )
             for channel in sub.channels
         }
@@ -73,9 +87,13 @@ class Subscriptions:
         sid: str,
         channels: Optional[Iterable[str]],
         intervals: Optional[Mapping[str, Optional[float]]],
+        delta: Optional[bool] = None,
     ) -> set[str]:
-        """Adds channels (all when None) and records requested intervals."""
+        """Adds channels (all when None), records requested intervals and, unless
+        None, the payload form."""
         sub = self._clients[sid]
+        if delta is not None:
+            sub.delta = delta
         sub.channels |= set(CHANNELS if channels is None else channels)
         for channel, value in (intervals or {}).items():
             if value is not None and channel in INTERVAL_CHANNELS:
@@ -95,6 +113,7 @@ class Subscriptions:
         channels = [c for c in CHANNELS if c in sub.channels]
         return {
             "channels": channels,
+            "delta": sub.delta,
             "intervals": {
                 c: self.effective_interval(sid, c)
                 for c in INTERVAL_CHANNELS

@@ -567,6 +567,10 @@ class Transport:
             sock.queue.put_nowait(pkt)
             self.queued_writes += 1
 
+    def send_to(self, sid: str, event: str, payload: dict) -> None:
+        """One message to one client, in order with the broadcasts."""
+        self._enqueue(Outgoing(event, payload, sid=sid))
+
     def enter_room(self, sid: str, room: str) -> None:
         self.sio.manager.basic_enter_room(sid, S.NAMESPACE, room)
 
@@ -722,9 +726,13 @@ class Transport:
                 return
         if sid not in self.clients:
             return
-        status = self.hub.add_client(sid) if join else self.hub.status_payload()
-        # behind any durable event still waiting for its commit
-        self._enqueue(Outgoing(S.EV_STATUS, status, sid=sid))
+        if join:
+            messages = [(S.EV_STATUS, self.hub.add_client(sid))]
+        else:
+            messages = self.hub.after_replay(sid)
+        for event, payload in messages:
+            # behind any durable event still waiting for its commit
+            self._enqueue(Outgoing(event, payload, sid=sid))
 
     def _send_one(self, sid: str, event: str, payload: dict) -> None:
         """One event to one client, through the same ordered path as broadcasts."""

@@ -8,8 +8,8 @@ import jsonschema
 
 
 def validator(schema: dict, event: str) -> jsonschema.Draft202012Validator:
-    ref = schema["events"][event]["$ref"]
-    return jsonschema.Draft202012Validator({**schema, "$ref": ref})
+    # {"$ref": ...}, or {"anyOf": [full, delta]} for the events that have deltas
+    return jsonschema.Draft202012Validator({**schema, **schema["events"][event]})
 
 
 def validate_records(schema: dict, records: list[dict[str, Any]]) -> int:

@@ -34,6 +34,9 @@ class FakeSink:
     def emit(self, event: str, payload: dict, room: str) -> None:
         self.sent.append((event, payload, room, self.clock.now))
 
+    def send_to(self, sid: str, event: str, payload: dict) -> None:
+        self.sent.append((event, payload, "@" + sid, self.clock.now))
+
     def enter_room(self, sid: str, room: str) -> None:
         self.rooms.setdefault(room, set()).add(sid)
 
@@ -74,5 +77,6 @@ class FakeSink:
         return [
             p
             for (e, p, r, _) in self.sent
-            if sid in self.rooms.get(r, set()) and (name is None or e == name)
+            if (r == "@" + sid or sid in self.rooms.get(r, set()))
+            and (name is None or e == name)
         ]

@@ -106,3 +106,12 @@ def test_validator_never_crashes(payload):
             assert str(exc)
         else:
             assert result.channels is None or set(result.channels) <= set(S.CHANNELS)
+
+
+@pytest.mark.parametrize("key", ["\n", "a\rb", "x" * 500, "\u2028", "\x00"])
+def test_refusal_messages_stay_on_one_short_line(key):
+    # found by the security property test: a key with a newline was echoed as is
+    with pytest.raises(S.ClientError) as info:
+        S.parse_client_payload(S.SubscribeRequest, {key: None})
+    message = str(info.value)
+    assert message.isprintable() and len(message) < 120, message
