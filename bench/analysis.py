@@ -58,19 +58,22 @@ def analyse(results: dict) -> dict:
         per_n.append(row)
 
     bw = results.get("bandwidth", {})
-    bw_ratios = {}
+    bw_ratios: dict[str, dict] = {}
+    bw_ratios_delta: dict[str, dict] = {}
     for state in ("idle", "printing"):
         entries = bw.get(state, {})
-        ours = entries.get(f"fluxprint:{mode}")
-        if not ours:
-            continue
-        bw_ratios[state] = {
-            other: _ratio(
-                ours["bytes_per_client_minute"], entries[other]["bytes_per_client_minute"]
-            )
-            for other in ("sockjs", "rest")
-            if other in entries
-        }
+        for key, target in ((mode, bw_ratios), (f"{mode}+delta", bw_ratios_delta)):
+            ours = entries.get(f"fluxprint:{key}")
+            if not ours:
+                continue
+            target[state] = {
+                other: _ratio(
+                    ours["bytes_per_client_minute"],
+                    entries[other]["bytes_per_client_minute"],
+                )
+                for other in ("sockjs", "rest")
+                if other in entries
+            }
 
     over = results.get("print_overhead", {})
     overhead = {}
@@ -113,32 +116,20 @@ def analyse(results: dict) -> dict:
         0.25,
         "cores",
     )
-    pr = bw_ratios.get("printing", {})
-    goal(
-        "bytes per client-minute vs SockJS (printing, default intervals)",
-        pr.get("sockjs"),
-        0.1,
-        "ratio",
-    )
-    goal(
-        "bytes per client-minute vs 1 s REST polling (printing, default intervals)",
-        pr.get("rest"),
-        0.05,
-        "ratio",
-    )
-    idle = bw_ratios.get("idle", {})
-    goal(
-        "bytes per client-minute vs SockJS (idle, default intervals)",
-        idle.get("sockjs"),
-        0.1,
-        "ratio",
-    )
-    goal(
-        "bytes per client-minute vs 1 s REST polling (idle, default intervals)",
-        idle.get("rest"),
-        0.05,
-        "ratio",
-    )
+    for ratios, form in ((bw_ratios, "full objects"), (bw_ratios_delta, "delta opt-in")):
+        for state in ("printing", "idle"):
+            r = ratios.get(state, {})
+            for other, label, target in (
+                ("sockjs", "SockJS", 0.1),
+                ("rest", "1 s REST polling", 0.05),
+            ):
+                goal(
+                    f"bytes per client-minute vs {label} ({state}, default intervals, "
+                    f"{form})",
+                    r.get(other),
+                    target,
+                    "ratio",
+                )
     big = max(flux) if flux else None
     goal(
         f"RSS per connected client (at {big} clients)",
@@ -161,6 +152,7 @@ def analyse(results: dict) -> dict:
         "reference_mode": mode,
         "ratios_per_n": per_n,
         "bandwidth_ratios": bw_ratios,
+        "bandwidth_ratios_delta": bw_ratios_delta,
         "print_time_ratios": overhead,
         "goals": goals,
     }

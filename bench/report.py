@@ -441,11 +441,15 @@ def write_report(results: dict, md: str, img: str) -> None:
         "\nAt the default intervals (bandwidth phase), bytes per client-minute, FluxPrint / alternative:\n"
     )
     rows = [
-        [state, name, f(v, 4)]
-        for state, d in summary["bandwidth_ratios"].items()
+        [state, form, name, f(v, 4)]
+        for key, form in (
+            ("bandwidth_ratios", "full objects (default)"),
+            ("bandwidth_ratios_delta", "delta payloads (opt-in)"),
+        )
+        for state, d in summary.get(key, {}).items()
         for name, v in d.items()
     ]
-    add(table(["printer", "vs", "ratio"], rows))
+    add(table(["printer", "FluxPrint payloads", "vs", "ratio"], rows))
     add("")
 
     add("## 5. Overhead on printing\n")

@@ -384,6 +384,11 @@ def phase_bandwidth(
                 "fluxprint", srv.url, apikey=srv.keys["viewer"]
             )
             g.grow(n)
+            # the opt-in delta payloads (printer:subscribe {"delta": true})
+            gens[f"fluxprint:{mode}+delta"] = g = LoadGen(
+                "fluxprint", srv.url, apikey=srv.keys["viewer"], subscribe={"delta": True}
+            )
+            g.grow(n)
         srv.settings(websocket_compression="off")
         gens["sockjs"] = g = LoadGen("sockjs", srv.url, auth=srv.passive_login())
         g.grow(n)
