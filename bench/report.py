@@ -113,6 +113,14 @@ def plots(results: dict, img: str) -> dict[str, str]:
     return out
 
 
+def _gc2(cell: dict) -> str:
+    """Generation-2 collections during the window, with their total pause."""
+    g2 = (cell.get("gc") or {}).get("2")
+    if not g2:
+        return "–"
+    return f"{g2['runs']} ({g2['total_ms']:.0f})" if g2["runs"] else "0"
+
+
 def write_report(results: dict, md: str, img: str) -> None:
     summary = results.get("summary") or analyse(results)
     pics = plots(results, img)
@@ -196,8 +204,10 @@ def write_report(results: dict, md: str, img: str) -> None:
         "- Bandwidth: the default intervals "
         f"{meta['default_intervals']}, {results.get('bandwidth', {}).get('clients', '?')} "
         "clients of each kind connected together, trace off.\n"
-        "- The compress-once hook (`octoprint_fluxprint/wsframes.py`, see below) is applied "
-        "by `bench/octolaunch.py` in every run.\n"
+        "- OctoPrint runs through `bench/octolaunch.py`, which records every run of "
+        "Python's cyclic garbage collector in the process (`gc.callbacks`): each "
+        "window's full (generation 2) collections are in the latency table, since a "
+        "collection holds the IOLoop for its whole duration.\n"
     )
 
     sweep = results.get("sweep", {})
@@ -219,6 +229,7 @@ def write_report(results: dict, md: str, img: str) -> None:
                     f(lat["max"]),
                     f(em["p50"]),
                     f(em["p99"]),
+                    _gc2(c),
                 ]
             )
     add(
@@ -233,6 +244,7 @@ def write_report(results: dict, md: str, img: str) -> None:
                 "max ms",
                 "encode→receipt p50",
                 "encode→receipt p99",
+                "full GCs (ms)",
             ],
             rows,
         )
@@ -496,9 +508,9 @@ def write_report(results: dict, md: str, img: str) -> None:
 
     add("## Goals\n")
     add(
-        f"FluxPrint figures are for compression `{ref}`; the default mode,"
-        " `deflate_no_context_takeover`, measured the same CPU, RSS and latency"
-        " within the noise, with fewer bytes (see below).\n"
+        f"FluxPrint figures are for the default compression, `{ref}`; every mode's"
+        " figures are in sections 1–3. Bandwidth goals are shown for the default full"
+        " objects and for the opt-in delta payloads.\n"
     )
     rows = []
     for g in summary["goals"]:

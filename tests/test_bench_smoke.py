@@ -59,6 +59,7 @@ def test_bench_smoke(tmp_path):
         assert 0 <= lat["p50"] <= lat["p99"] <= lat["max"] < 10_000
         assert cell["cpu_s"] >= 0 and cell["rss"] > 0
         assert cell["bytes_read"] > 0 and _finite(cell["bytes_per_client_minute"])
+        assert cell["gc"]["0"]["runs"] >= 0 and "2" in cell["gc"]  # bench.octolaunch
 
     for name in ("sockjs", "rest"):
         (cell,) = results["alternatives"][name]["cells"]
@@ -71,9 +72,12 @@ def test_bench_smoke(tmp_path):
         names = set(bw[state])
         assert {"sockjs", "rest"} <= names
         assert {f"fluxprint:{m}" for m in meta["modes"]} <= names
-        for entry in bw[state].values():
+        assert {f"fluxprint:{m}+delta" for m in meta["modes"]} <= names
+        for name, entry in bw[state].items():
             assert entry["clients"] == 10
-            assert entry["bytes_read"] > 0
+            # an idle printer at a steady temperature sends delta clients nothing
+            idle_delta = state == "idle" and name.endswith("+delta")
+            assert entry["bytes_read"] >= 0 if idle_delta else entry["bytes_read"] > 0
 
     over = results["print_overhead"]
     for key in ("disabled", "enabled_0", f"enabled_{over['clients']}"):
