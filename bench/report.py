@@ -204,6 +204,12 @@ def write_report(results: dict, md: str, img: str) -> None:
         "- Bandwidth: the default intervals "
         f"{meta['default_intervals']}, {results.get('bandwidth', {}).get('clients', '?')} "
         "clients of each kind connected together, trace off.\n"
+        "- Server fan-out: the plugin's own timing of each broadcast (from the hub's "
+        "emit to the last client's frame handed to the kernel, read from "
+        "`/plugin/fluxprint/health?detail=1`). Latency minus fan-out is the network "
+        "plus the clients' own work: the load generator holds up to 1000 sockets in one "
+        "Node process, which inflates and parses each broadcast 1000 times one after "
+        "another, so with compression its share grows with N.\n"
         "- OctoPrint runs through `bench/octolaunch.py`, which records every run of "
         "Python's cyclic garbage collector in the process (`gc.callbacks`): each "
         "window's full (generation 2) collections are in the latency table, since a "
@@ -229,6 +235,8 @@ def write_report(results: dict, md: str, img: str) -> None:
                     f(lat["max"]),
                     f(em["p50"]),
                     f(em["p99"]),
+                    f((c.get("fanout_ms") or {}).get("p50")),
+                    f((c.get("fanout_ms") or {}).get("p99")),
                     _gc2(c),
                 ]
             )
@@ -244,6 +252,8 @@ def write_report(results: dict, md: str, img: str) -> None:
                 "max ms",
                 "encode→receipt p50",
                 "encode→receipt p99",
+                "server fan-out p50",
+                "server fan-out p99",
                 "full GCs (ms)",
             ],
             rows,

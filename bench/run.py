@@ -81,6 +81,12 @@ class BenchServer(OctoServer):
         self.trace = trace
         self.gc_file = os.path.join(basedir, "bench-gc.json")
 
+    def fanout(self) -> dict:
+        """The plugin's own fan-out timing (health?detail=1)."""
+        r = self.api("GET", "/plugin/fluxprint/health?detail=1")
+        r.raise_for_status()
+        return r.json()["detail"].get("fanout", {})
+
     def gc_stats(self) -> dict:
         """Cumulative cyclic-GC runs of the OctoPrint process (bench.octolaunch)."""
         try:
@@ -279,14 +285,37 @@ def _one_cell(srv, gen, n, window, gcode, base, rss0) -> dict:
         settle(2 + n / 500)
         srv.ensure_printing(gcode)
         gc0 = srv.gc_stats()
+        fan0 = srv.fanout()
         w = Window(srv.pid, [gen]).measure(window)
+        fan1 = srv.fanout()
         time.sleep(1.1)  # the recorder rewrites its file once a second
         c = cell(n, w, base, rss0)
         c["gc"] = gc_delta(gc0, srv.gc_stats())
+        c["fanout_ms"] = fanout_delta(fan0, fan1)
         c["connect_seconds"] = grown["seconds"]
         c["connect_failed"] = grown["failed"]
         c["websocket_extensions"] = grown.get("extensions")
         return c
+
+
+def fanout_delta(before: dict, after: dict) -> dict:
+    """Server-side time per broadcast during a window: from the hub's emit to the
+    last client's frame handed to the kernel (p50/p99/max ms), and the writes."""
+    new = after.get("broadcasts", 0) - before.get("broadcasts", 0)
+    recent = after.get("recent_ms", [])
+    values = sorted(recent[-new:]) if new > 0 else []
+    out: dict[str, Any] = {
+        "broadcasts": new,
+        "kept": len(values),
+        "writes": after.get("writes", 0) - before.get("writes", 0),
+        "direct_writes": after.get("direct_writes", 0) - before.get("direct_writes", 0),
+        "queued_writes": after.get("queued_writes", 0) - before.get("queued_writes", 0),
+    }
+    if values:
+        out["p50"] = values[len(values) // 2]
+        out["p99"] = values[min(len(values) - 1, int(len(values) * 0.99))]
+        out["max"] = values[-1]
+    return out
 
 
 def gc_delta(before: dict, after: dict) -> dict:
@@ -421,6 +450,7 @@ def time_print(srv: BenchServer, name: str) -> float:
     srv.cancel()
     settle(1)
     t0 = time.monotonic()
+    started_wall = time.time()
     srv.api(
         "POST", f"/api/files/local/{name}", json={"command": "select", "print": True}
     ).raise_for_status()
@@ -432,7 +462,17 @@ def time_print(srv: BenchServer, name: str) -> float:
         elif seen or time.monotonic() - t0 > 10:
             break
         time.sleep(0.1)
-    return time.monotonic() - t0
+    polled = time.monotonic() - t0
+    # OctoPrint's own measurement (PrintStarted to PrintDone, a float in the file's
+    # print history) instead of the 0.1 s resolution of the polling above
+    for _ in range(20):
+        r = srv.api("GET", f"/api/files/local/{name}")
+        last = (r.json().get("prints") or {}).get("last") or {}
+        if r.ok and last.get("printTime") and last.get("date", 0) >= started_wall - 1:
+            return float(last["printTime"])
+        time.sleep(0.1)
+    log(f"no print history for {name}: using the polled time")
+    return polled
 
 
 def phase_overhead_enabled(srv: BenchServer, clients: int, lines: int, reps: int) -> dict:
@@ -673,7 +713,7 @@ def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--bw-clients", type=int, default=10)
     p.add_argument("--overhead-clients", type=int, default=500)
     p.add_argument("--overhead-lines", type=int, default=2500)
-    p.add_argument("--overhead-reps", type=int, default=2)
+    p.add_argument("--overhead-reps", type=int, default=3)
     p.add_argument("--sweep-lines", type=int, default=60000)
     p.add_argument("--callback-calls", type=int, default=5000)
     p.add_argument("--one-server", action="store_true")

@@ -670,6 +670,7 @@ class FluxPrintPlugin(
                 self._settings.get(["allowed_origins"])
             ),
             "security": transport.security_stats() if transport else {},
+            "fanout": transport.fanout_stats() if transport else {},
         }
 
     def _clean_security_settings(self, data: dict) -> None:

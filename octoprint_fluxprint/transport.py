@@ -35,6 +35,7 @@ from .compression import compression_options
 from .eventlog import EventLog, rows_payloads
 from .handover import Handover
 from .hub import Hub
+from .metrics import Durations
 from .replay import DURABLE_EVENTS, Plan, ReplaySession, parse_since, plan_resume
 
 _logger = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ class Transport:
         self._handover: Optional[Handover] = None  # from OctoPrint's threads
         self.direct_writes = 0  # broadcast frames written straight to a websocket
         self.queued_writes = 0  # ... and put on engine.io's queue
+        self.fanout = Durations()  # per broadcast: emit to the last client's write
         self._register()
 
     # ~~ wiring
@@ -433,6 +435,13 @@ class Transport:
             "clients_per_user": per_user,
         }
 
+    def fanout_stats(self) -> dict:
+        return {
+            **self.fanout.as_dict(),
+            "direct_writes": self.direct_writes,
+            "queued_writes": self.queued_writes,
+        }
+
     def body_size(self) -> tuple[str, str, int]:
         return ("POST", r"/socket.io/.*", MAX_HTTP_BUFFER_SIZE)
 
@@ -469,6 +478,7 @@ class Transport:
         if item.sid is not None:
             self._send_one(item.sid, item.event, item.payload)
             return
+        started = time.perf_counter()
         participants = list(self.sio.manager.get_participants(S.NAMESPACE, item.room))
         if not participants:
             return
@@ -501,6 +511,7 @@ class Transport:
             # one frame for all: UTF-8 (and deflate, where negotiated) done once
             pkt = wsframes.broadcast_packet(encoded)
             self._send_all(targets, pkt)
+            self.fanout.record(time.perf_counter() - started, len(targets))
         for sid, reason in drops:
             asyncio.ensure_future(self.drop(sid, reason))
 
