@@ -20,39 +20,32 @@ from .loadgen import LoadGen
 from .run import ROOT, SWEEP_INTERVALS, gcode_file, log, server, settle
 
 BUCKETS = [
-    # (label, substring of a frame "function (file)"), first match from the leaf up
-    ("engineio: per-socket queue + wait_for in the writer task", "async_socket.py"),
-    ("tornado websocket: frame + write", "tornado/websocket.py"),
-    ("tornado iostream: socket writes", "tornado/iostream.py"),
-    ("FluxPrint (hub, schema, transport, wsframes)", "octoprint_fluxprint"),
+    # (label, substring of a frame "function (file)"), first match from the leaf up:
+    # each sample goes to the library whose code was running
+    ("socket send() syscall (direct write: wsframes._send_now)", "_send_now ("),
+    ("socket send() syscall (tornado: IOStream.write_to_fd)", "write_to_fd"),
+    ("engineio: per-socket queue + writer task", "engineio/"),
+    ("tornado websocket framing", "tornado/websocket.py"),
+    ("tornado iostream buffers and futures", "tornado/iostream.py"),
+    ("FluxPrint wsframes (direct write, frame cache)", "wsframes.py"),
+    ("FluxPrint transport (budget checks, fan-out loop)", "transport.py"),
+    ("FluxPrint hub, schema, coalescing", "octoprint_fluxprint"),
     ("python-socketio", "socketio/"),
-    ("asyncio event loop machinery", "asyncio/"),
     ("json", "json/"),
+    ("asyncio event loop machinery", "asyncio/"),
 ]
 
 
-SKIP = (
-    "asyncio/",
-    "tornado/ioloop.py",
-    "tornado/platform/",
-    "tornado/gen.py",
-    "threading.py",
-)
-
-
 def classify(stack: list[str]) -> str:
-    """The outermost frame (root first) that is not event-loop plumbing: the code
-    that caused the work, including what it called."""
-    for frame in stack:
-        if any(skip in frame for skip in SKIP):
-            continue
+    """The library of the innermost frame that matches a bucket (self time)."""
+    leaf = stack[-1] if stack else ""
+    if "select" in leaf and "selectors.py" in leaf:
+        return "event loop: waiting in epoll"
+    for frame in reversed(stack):
         for label, needle in BUCKETS:
             if needle in frame:
                 return label
-    leaf = stack[-1] if stack else ""
-    if "select" in leaf or "poll" in leaf:
-        return "event loop: waiting in epoll"
-    return "event loop plumbing / other"
+    return "other"
 
 
 def main() -> int:

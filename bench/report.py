@@ -484,8 +484,9 @@ def write_report(results: dict, md: str, img: str) -> None:
             )
             rows.append([key, ", ".join(f"{t:.2f}" for t in over[key]), f(ratio, 4)])
     add(
-        f"Virtual Printer streaming {over.get('lines', '?')} G-code lines (wall time from "
-        "the print command to the printer being operational again, polled at 100 ms):\n"
+        f"Virtual Printer streaming {over.get('lines', '?')} G-code lines (OctoPrint's own "
+        "print time, PrintStarted to PrintDone, from the file's print history; "
+        "temperature interval 0):\n"
     )
     add(table(["FluxPrint", "seconds", "ratio to disabled"], rows))
     if "loaded_cpu_core_fraction" in over:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -73,7 +74,7 @@ def log(*args: Any) -> None:
 
 
 class BenchServer(OctoServer):
-    """OctoServer run through bench.octolaunch (the compress-once hook) with the
+    """OctoServer run through bench.octolaunch (GC recorder) with the
     benchmark environment."""
 
     def __init__(self, basedir: str, trace: bool, **kw: Any):
@@ -541,9 +542,7 @@ def machine() -> dict:
         except Exception:
             return "?"
 
-    import engineio
     import octoprint
-    import socketio
     import tornado
 
     return {
@@ -556,8 +555,8 @@ def machine() -> dict:
         "node": version(["node", "--version"]),
         "octoprint": octoprint.__version__,
         "tornado": tornado.version,
-        "python_socketio": getattr(socketio, "__version__", "?"),
-        "python_engineio": getattr(engineio, "__version__", "?"),
+        "python_socketio": importlib.metadata.version("python-socketio"),
+        "python_engineio": importlib.metadata.version("python-engineio"),
         "socket_io_client": _npm_version("socket.io-client"),
     }
 
