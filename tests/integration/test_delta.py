@@ -4,6 +4,8 @@ receives holds exactly what a full client holds, observation by observation."""
 
 from __future__ import annotations
 
+import json
+import statistics
 import time
 
 import pytest
@@ -86,11 +88,12 @@ def test_delta_clients_hold_what_full_clients_hold(clients, octo, fast_settings)
                 assert got[event][ts] == reference[event][ts], (client.kind, event, ts)
         seqs = [r["data"]["seq"] for r in client.events()]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
-    # a delta progress message is smaller than the full one it stands for
+    # progress deltas are smaller than the full messages they stand for (the first
+    # one of a print changes nearly every field, so compare the medians)
     sizes = [
-        len(str(r["data"]))
+        len(json.dumps(r["data"]))
         for r in node.events("printer:progress")
         if r["data"].get("delta")
     ]
-    full_sizes = [len(str(r["data"])) for r in full.events("printer:progress")]
-    assert max(sizes) < min(full_sizes)
+    full_sizes = [len(json.dumps(r["data"])) for r in full.events("printer:progress")]
+    assert statistics.median(sizes) < 0.7 * statistics.median(full_sizes)
