@@ -35,6 +35,7 @@ from .compression import compression_options
 from .eventlog import EventLog, rows_payloads
 from .handover import Handover
 from .hub import Hub
+from .logthrottle import LogThrottle
 from .metrics import Durations
 from .replay import DURABLE_EVENTS, Plan, ReplaySession, parse_since, plan_resume
 
@@ -124,6 +125,8 @@ def remote_address(environ: Mapping[str, Any]) -> str:
     return remote or environ.get("REMOTE_ADDR") or "?"
 
 
+REFUSAL_LOG_WINDOW = 60.0  # seconds between two log lines for one address and reason
+
 Authenticator = Callable[[Any, Mapping[str, Any]], Any]
 
 
@@ -170,6 +173,7 @@ class Transport:
         self.direct_writes = 0  # broadcast frames written straight to a websocket
         self.queued_writes = 0  # ... and put on engine.io's queue
         self.fanout = Durations()  # per broadcast: emit to the last client's write
+        self._refusals_logged = LogThrottle(REFUSAL_LOG_WINDOW, time.monotonic)
         self._register()
 
     # ~~ wiring
@@ -658,7 +662,10 @@ class Transport:
                 reason = str(exc)
         if reason is not None:
             self.stats.bump(self.stats.refused, reason)
-            _logger.info("Refused a client from %s: %s", remote, reason)
+            held = self._refusals_logged.check((remote, reason))
+            if held is not None:  # the same refusal: one line a minute per address
+                more = f" ({held} more since the last such line)" if held else ""
+                _logger.info("Refused a client from %s: %s%s", remote, reason, more)
             raise ConnectionRefusedError(reason)
         self.clients[sid] = ClientInfo(
             sid=sid,

@@ -366,3 +366,19 @@ def test_deactivated_deleted_or_demoted_user_is_disconnected(octo, temp_user):
     detail = health_detail(octo)["security"]["closed"]
     for reason in expected.values():
         assert detail.get(reason, 0) >= 1
+
+
+def test_repeated_refusals_are_logged_once_a_minute_and_all_counted(octo):
+    line = "Refused a client from 127.0.0.1: invalid API key"
+
+    def counted():
+        refused_ = health_detail(octo, user=VIEWER)["security"]["refused"]
+        return refused_.get("invalid API key", 0)
+
+    before, lines_before = counted(), octo.octoprint_log().count(line)
+    for _ in range(8):
+        client = PyClient(octo.url, auth={"apikey": "no-such-key-0123456789"})
+        assert refused(client) == "invalid API key"
+    assert counted() - before == 8
+    # at most the first of them (if no such line was written in the last minute)
+    assert octo.octoprint_log().count(line) - lines_before <= 1
