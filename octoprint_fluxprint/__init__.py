@@ -59,13 +59,7 @@ class PrinterFeed(PrinterCallback):
 
 
 def clamp_interval(value: Any, fallback: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return fallback
-    if number != number:  # NaN
-        return fallback
-    return min(schema.MAX_INTERVAL, max(0.0, number))
+    return ratelimit.clamp_float(value, fallback, 0.0, schema.MAX_INTERVAL)
 
 
 # settings groups of non-negative numbers: {group: {key: (type, minimum)}}

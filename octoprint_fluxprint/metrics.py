@@ -32,10 +32,3 @@ class Durations:
             "max_ms": round(self.max_s * 1000, 3),
             "recent_ms": [round(s * 1000, 3) for s in self.recent],
         }
-
-    def since(self, count: int) -> list[float]:
-        """Durations (ms) of the broadcasts after the ``count``-th, as far as kept."""
-        new = self.count - count
-        if new <= 0:
-            return []
-        return [s * 1000 for s in list(self.recent)[-new:]]

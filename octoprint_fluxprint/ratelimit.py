@@ -18,7 +18,7 @@ import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 REFUSAL_WINDOW = 10.0  # seconds over which refusals count towards disconnect_after
 
@@ -56,28 +56,25 @@ BOUNDS = {
 }
 
 
-def clamp_int(value: Any, fallback: int, lo: int, hi: int) -> int:
+def _finite(value: Any) -> Optional[float]:
+    """A finite number from a settings value, or None (booleans are not numbers)."""
     if isinstance(value, bool):
-        return fallback
+        return None
     try:
         number = float(value)
     except (TypeError, ValueError):
-        return fallback
-    if not math.isfinite(number):
-        return fallback
-    return int(min(hi, max(lo, round(number))))
+        return None
+    return number if math.isfinite(number) else None
+
+
+def clamp_int(value: Any, fallback: int, lo: int, hi: int) -> int:
+    number = _finite(value)
+    return fallback if number is None else int(min(hi, max(lo, round(number))))
 
 
 def clamp_float(value: Any, fallback: float, lo: float, hi: float) -> float:
-    if isinstance(value, bool):
-        return fallback
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return fallback
-    if not math.isfinite(number):
-        return fallback
-    return float(min(hi, max(lo, number)))
+    number = _finite(value)
+    return fallback if number is None else float(min(hi, max(lo, number)))
 
 
 def rate_config(value: Any, fallback: RateConfig = RateConfig()) -> RateConfig:

@@ -13,7 +13,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic.fields import FieldInfo
 
 NAMESPACE = "/ws/printing"
 SOCKETIO_PATH = "/plugin/fluxprint/socket.io/"
@@ -206,8 +207,6 @@ class ClosingEvent(Meta):
 
 # ~~ deltas (opt-in: printer:subscribe {"delta": true})
 
-DELTA_EVENTS = (EV_STATUS, EV_TEMPERATURE, EV_PROGRESS)
-
 
 class Delta(Meta):
     """Only the top-level fields that changed since the previous message of this
@@ -222,33 +221,26 @@ class Delta(Meta):
     )
 
 
-class StatusDelta(Delta):
-    state: Optional[State] = None
-    temperature: Optional[dict[str, HeaterReading]] = None
-    job: Optional[Job] = None
-    progress: Optional[Progress] = None
-    connection: Optional[Connection] = None
+def _delta_of(full: type[BaseModel]) -> type[BaseModel]:
+    """``full``'s own fields, each optional (absent when unchanged), on ``Delta``."""
+    fields: dict[str, Any] = {
+        name: (Optional[info.annotation], FieldInfo.merge_field_infos(info, default=None))
+        for name, info in full.model_fields.items()
+        if name not in Meta.model_fields
+    }
+    return create_model(full.__name__.replace("Event", "Delta"), __base__=Delta, **fields)
 
 
 class TemperatureDelta(Delta):
+    # heaters are extra keys, as in TemperatureEvent
     model_config = ConfigDict(extra="allow")
     __pydantic_extra__: dict[str, HeaterReading]  # type: ignore[assignment]
 
 
-class ProgressDelta(Delta):
-    completion: Optional[float] = Field(None, ge=0, le=100)
-    printTime: Optional[float] = None
-    printTimeLeft: Optional[float] = None
-    printTimeLeftOrigin: Optional[str] = None
-    filepos: Optional[int] = None
-    state: Optional[str] = None
-    file: Optional[ProgressFile] = None
-
-
 DELTA_MODELS: dict[str, type[BaseModel]] = {
-    EV_STATUS: StatusDelta,
+    EV_STATUS: _delta_of(StatusEvent),
     EV_TEMPERATURE: TemperatureDelta,
-    EV_PROGRESS: ProgressDelta,
+    EV_PROGRESS: _delta_of(ProgressEvent),
 }
 
 

@@ -22,7 +22,7 @@ and, with permessage-deflate, compress it again, per client. Here:
   and per-write future; otherwise the packet takes engine.io's queue, so a client's
   stream stays in order.
 
-tornado's private ``WebSocketProtocol13`` attributes ``_compressor``, ``_write_frame``,
+tornado's private ``WebSocketProtocol13`` attributes ``_compressor``, ``stream``,
 ``_message_bytes_out``/``_wire_bytes_out`` and ``IOStream._write_buffer``/
 ``_write_futures`` are used, each checked, falling back to tornado's own path when
 they are missing.
@@ -155,23 +155,26 @@ class FramesHandlerMixin:
     def write_message(self, message: Any, binary: bool = False) -> Any:
         if isinstance(message, FrameText) and not binary:
             conn = getattr(self, "ws_connection", None)
-            write_frame = getattr(conn, "_write_frame", None)
-            if conn is not None and write_frame is not None and not conn.is_closing():
-                mode = shared_deflate(conn)
+            if conn is not None and getattr(conn, "stream", None) is not None:
+                mode = None if conn.is_closing() else shared_deflate(conn)
                 if mode is not None:
                     return _write(conn, message, mode)
         return super().write_message(message, binary=binary)  # type: ignore[misc]
 
 
-def _write_frame(conn: Any, message: FrameText, deflate: bool) -> Any:
-    """Writes the frame; returns tornado's write future (StreamClosedError if the
-    stream closes: tornado marks that exception as retrieved itself)."""
-    data = message.utf8()
-    if hasattr(conn, "_message_bytes_out"):
-        conn._message_bytes_out += len(data)
-    if deflate:
-        return conn._write_frame(True, _OPCODE_TEXT, message.deflated(), flags=_RSV1)
-    return conn._write_frame(True, _OPCODE_TEXT, data)
+def _write_cached(conn: Any, message: FrameText, deflate: bool) -> Any:
+    """Counts and writes the cached frame: one ``send()`` when tornado holds nothing
+    for the stream, tornado's buffer otherwise. Returns tornado's write future, or
+    None when the frame went straight to the kernel (a partial send's rest is
+    tornado's; a closed stream's error is marked retrieved by tornado itself)."""
+    frame = message.frame(deflate)
+    if hasattr(conn, "_wire_bytes_out"):  # tornado's counters
+        conn._message_bytes_out += len(message.utf8())
+        conn._wire_bytes_out += len(frame)
+    stream = conn.stream
+    if _send_now(stream, frame):
+        return None
+    return stream.write(frame)
 
 
 def _write(conn: Any, message: FrameText, deflate: bool) -> Any:
@@ -180,9 +183,13 @@ def _write(conn: Any, message: FrameText, deflate: bool) -> Any:
     from tornado.websocket import WebSocketClosedError
 
     try:
-        fut = _write_frame(conn, message, deflate)
+        fut = _write_cached(conn, message, deflate)
     except StreamClosedError:
         raise WebSocketClosedError() from None
+    if fut is None:
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
     async def wrapper() -> None:
         try:
@@ -208,8 +215,8 @@ def send_direct(sock: Any, handler: Any, pkt: Any) -> bool:
         return False
     if not sock.upgraded or sock.upgrading:
         return False
-    queue = sock.queue
-    if getattr(queue, "_unfinished_tasks", 1) or not queue.empty():
+    # counts queued packets too (task_done() is called per packet taken)
+    if getattr(sock.queue, "_unfinished_tasks", 1):
         return False
     conn = getattr(handler, "ws_connection", None)
     if conn is None or conn.is_closing():
@@ -217,15 +224,9 @@ def send_direct(sock: Any, handler: Any, pkt: Any) -> bool:
     message = pkt.encode()
     try:
         mode = shared_deflate(conn) if isinstance(message, FrameText) else None
-        stream = getattr(conn, "stream", None)
-        if mode is not None and stream is not None:
-            frame = message.frame(mode)
-            if hasattr(conn, "_wire_bytes_out"):  # tornado's counters
-                conn._message_bytes_out += len(message.utf8())
-                conn._wire_bytes_out += len(frame)
-            if not _send_now(stream, frame):
-                # nobody awaits a broadcast write: no wrapper task per client
-                stream.write(frame)
+        if mode is not None and getattr(conn, "stream", None) is not None:
+            # nobody awaits a broadcast write: no wrapper task per client
+            _write_cached(conn, message, mode)
         else:
             handler.write_message(message)
     except Exception:  # closed meanwhile: engine.io's path notices and cleans up

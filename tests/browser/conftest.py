@@ -12,17 +12,9 @@ import runpy
 import time
 
 import pytest
+from harness.browser import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CHROMIUM = os.environ.get("FLUXPRINT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PANEL = "#settings_plugin_fluxprint"
 ACCESS_PRESET = {
     "allowed_origins": ["https://studio.example.com"],

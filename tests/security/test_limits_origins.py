@@ -12,20 +12,12 @@ import threading
 import time
 
 import pytest
+from harness.browser import CHROMIUM, CHROMIUM_ARGS
 from harness.clients import NODE_DIR, PyClient
 from octoserver import VIEWER, free_port
 
 from .conftest import health_detail
 from .rawio import RawWS
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>FluxStudio</title>
 <script src="socket.io.min.js"></script>
@@ -63,7 +55,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
 

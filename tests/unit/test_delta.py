@@ -12,10 +12,9 @@ from hypothesis import strategies as st
 
 from octoprint_fluxprint import schema as S
 from octoprint_fluxprint.delta import apply_delta, compose, delta_body
-from octoprint_fluxprint.hub import Hub
 
-from .fakes import FakeClock, FakeSink
-from .test_hub import current, temps
+from .fakes import FakeSink
+from .test_hub import current, make_hub, temps
 
 META = ("seq", "ts", "printer", "trace")
 
@@ -107,12 +106,7 @@ class StreamSink(FakeSink):
 
 
 def make(**intervals):
-    clock = FakeClock()
-    sink = StreamSink(clock)
-    counter = iter(range(1, 10**9))
-    conf = {"status": 5.0, "temperature": 2.0, "progress": 1.0}
-    conf.update(intervals)
-    return Hub(sink, clock, lambda: next(counter), "p1", conf), sink, clock
+    return make_hub(StreamSink, **intervals)
 
 
 def views(stream):

@@ -8,9 +8,9 @@ from .fakes import FakeClock, FakeSink
 NS = 1_000_000  # ns per ms
 
 
-def make_hub(**intervals):
+def make_hub(sink_class=FakeSink, **intervals):
     clock = FakeClock()
-    sink = FakeSink(clock)
+    sink = sink_class(clock)
     counter = iter(range(1, 10**9))
     conf = {"status": 5.0, "temperature": 2.0, "progress": 1.0}
     conf.update(intervals)
