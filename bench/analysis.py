@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from octoprint_fluxprint import compression
+from octoprint_fluxprint.core import compression
 
 GOALS_P99 = {100: 25.0, 500: 25.0, 1000: 50.0}
 

@@ -1,5 +1,5 @@
 """In-process cost of ``PrinterFeed.on_printer_add_temperature`` on the calling
-(comm) thread: the plugin's real Transport/Hub with a running tornado IOLoop in
+(comm) thread: the plugin's real Engine and PrinterState with a running tornado IOLoop in
 another thread, as in OctoPrint."""
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ import itertools
 import threading
 import time
 
-from octoprint_fluxprint import PrinterFeed
-from octoprint_fluxprint.hub import Hub
-from octoprint_fluxprint.schema import NAMESPACE
-from octoprint_fluxprint.transport import Clock, Transport
+from octoprint_fluxprint.core.printer import PrinterState
+from octoprint_fluxprint.core.schema import NAMESPACE
+from octoprint_fluxprint.plugin.feed import PrinterFeed
+from octoprint_fluxprint.server.clock import Clock
+from octoprint_fluxprint.server.engine import Engine
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -48,10 +49,10 @@ def run(calls: int = 5000, pace_s: float = 0.002, clients: int = 10) -> dict:
     ready.wait(10)
     loop = holder["loop"]
 
-    transport = Transport(authenticate=lambda auth, environ: None)
+    transport = Engine(authenticate=lambda auth, environ: None)
     counter = itertools.count(1)
-    hub = Hub(
-        sink=transport,
+    hub = PrinterState(
+        sink=transport.delivery,
         clock=Clock(),
         next_seq=lambda: next(counter),
         printer_id="bench",

@@ -498,7 +498,7 @@ def write_report(results: dict, md: str, img: str) -> None:
     cb = results.get("callback", {})
     add(
         f"`PrinterFeed.on_printer_add_temperature` on the calling thread, in-process "
-        f"(real Transport and Hub, tornado IOLoop running in another thread, "
+        f"(real Engine and PrinterState, tornado IOLoop running in another thread, "
         f"{cb.get('hub_clients')} subscribed clients, one call every {cb.get('pace_s', 0) * 1000:.0f} ms, "
         f"{cb.get('calls')} calls):\n"
     )

@@ -19,10 +19,13 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+# OctoPrint is not a dependency of the distribution (see pyproject.toml): the demo
+# and the tests install the version they run against explicitly
+OCTOPRINT=${OCTOPRINT:-octoprint==1.11.8}
 if [ "$want_test" = 1 ]; then
-  .venv/bin/pip install -q --disable-pip-version-check -e ".[develop]"
+  .venv/bin/pip install -q --disable-pip-version-check "$OCTOPRINT" -e ".[develop]"
 else
-  .venv/bin/pip install -q --disable-pip-version-check -e .
+  .venv/bin/pip install -q --disable-pip-version-check "$OCTOPRINT" -e .
 fi
 .venv/bin/pip check
 

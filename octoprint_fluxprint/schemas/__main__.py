@@ -1,5 +1,5 @@
 import sys
 
-from ..schema import dump_schema
+from ..core.schema import dump_schema
 
 sys.stdout.write(dump_schema())

@@ -7,6 +7,7 @@ import octoprint_fluxprint as plugin
 
 
 def test_softwareupdate_check_config():
+    plugin.__plugin_load__()
     hook = plugin.__plugin_hooks__["octoprint.plugin.softwareupdate.check_config"]
     impl = plugin.__plugin_implementation__
     impl._plugin_version = plugin.__plugin_version__

@@ -11,8 +11,8 @@ import time
 import pytest
 from octoserver import gcode_file
 
-from octoprint_fluxprint import schema as S
-from octoprint_fluxprint.delta import apply_delta
+from octoprint_fluxprint.core import schema as S
+from octoprint_fluxprint.core.delta import apply_delta
 
 META = ("seq", "ts", "printer", "trace")
 

@@ -33,7 +33,7 @@ import pytest
 import requests
 
 from octoprint_fluxprint.client import FluxPrintClient
-from octoprint_fluxprint.replay import DURABLE_EVENTS
+from octoprint_fluxprint.core.replay import DURABLE_EVENTS
 from tests.tools.chaosproxy import ChaosProxy
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from octoprint_fluxprint import schema as S
-from octoprint_fluxprint import wire
+from octoprint_fluxprint.core import schema as S
+from octoprint_fluxprint.server import wire
 
 json_values = st.recursive(
     st.none()

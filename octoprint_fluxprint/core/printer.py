@@ -1,0 +1,207 @@
+"""What FluxPrint knows about one printer, shaped from OctoPrint's raw data, and
+what changes go to which room when.
+
+Inputs are raw OctoPrint data (printer-callback dicts and event payloads), handed
+over from OctoPrint's threads as they are (or relayed from a plugin, in the hub);
+all shaping happens here, on the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Callable, Optional
+
+from . import schema as S
+from . import shaping as shape
+from .rooms import Clock, Rooms, Sink
+
+_logger = logging.getLogger(__name__)
+
+# OctoPrint events -> FluxPrint job events
+JOB_EVENTS = {
+    "PrintStarted": S.EV_JOB_STARTED,
+    "PrintPaused": S.EV_JOB_PAUSED,
+    "PrintResumed": S.EV_JOB_RESUMED,
+    "PrintDone": S.EV_JOB_COMPLETE,
+    "PrintFailed": S.EV_JOB_FAILED,
+}
+CONNECTION_EVENTS = (
+    "Connecting",
+    "Connected",
+    "Disconnected",
+    "Error",
+    "PrinterStateChanged",
+)
+HANDLED_EVENTS = frozenset(JOB_EVENTS) | frozenset(CONNECTION_EVENTS)
+ERROR_STATE_IDS = ("ERROR", "CLOSED_WITH_ERROR")
+
+
+class PrinterState(Rooms):
+    def __init__(
+        self,
+        sink: Sink,
+        clock: Clock,
+        next_seq: Callable[[], int],
+        printer_id: str,
+        intervals: Mapping[str, float],
+    ):
+        super().__init__(sink, clock, next_seq, printer_id, intervals)
+        # what the plugin holds; shaped, never OctoPrint's own objects
+        self.temperature: dict[str, dict] = {}
+        self.offsets: dict[str, Any] = {}
+        self.state: dict = shape.shape_state(None)
+        self.job: dict = shape.shape_job(None)
+        self.progress: dict = shape.shape_progress(None, self.state["text"], self.job)
+        self.connection: dict = shape.shape_connection("disconnected")
+        self.last_ts: int = 0
+        self.last_temperature_ts: Optional[int] = None
+        self._job_open = False
+
+    # ~~ payloads
+
+    def status_body(self) -> dict:
+        return {
+            "state": self.state,
+            "temperature": self.temperature,
+            "job": self.job,
+            "progress": self.progress,
+            "connection": self.connection,
+        }
+
+    def history(self, samples: list, minutes: float) -> list[dict]:
+        """OctoPrint's temperature history (``time`` in seconds) of the last minutes,
+        shaped like printer:temperature with ``ts``."""
+        cutoff = self.clock.wall_ms() - minutes * 60_000
+        out = []
+        for sample in samples:
+            when = (
+                shape.as_num(sample.get("time")) if isinstance(sample, Mapping) else None
+            )
+            if when is None or when * 1000 < cutoff:
+                continue
+            shaped = shape.shape_temperature(sample, self.offsets)
+            shaped["ts"] = int(when * 1000)
+            out.append(shaped)
+        return out
+
+    def status_payload(self) -> dict:
+        """A fresh full status from what the hub holds, stamped with a new seq."""
+        return self._meta(self.status_body(), self.last_ts or self.clock.wall_ms())
+
+    # ~~ inputs from OctoPrint (already on the loop)
+
+    def on_temperature(self, data: Mapping[str, Any], ts_ns: int) -> None:
+        self.temperature = shape.shape_temperature(data, self.offsets)
+        self.last_ts = max(self.last_ts, ts_ns // 1_000_000)
+        if not self.temperature:
+            # no heaters (disconnected): nothing to plot, but status changed
+            self._offer("status", S.EV_STATUS, self.status_body(), ts_ns)
+            return
+        self.last_temperature_ts = ts_ns // 1_000_000
+        self._offer("temperature", S.EV_TEMPERATURE, self.temperature, ts_ns)
+        self._offer("status", S.EV_STATUS, self.status_body(), ts_ns)
+
+    def on_current(self, data: Mapping[str, Any], ts_ns: int) -> None:
+        offsets = data.get("offsets")
+        if isinstance(offsets, Mapping) and dict(offsets) != self.offsets:
+            self.offsets = dict(offsets)
+            self.temperature = shape.with_offsets(self.temperature, self.offsets)
+        state = shape.shape_state(data.get("state"))
+        state_changed = state != self.state
+        self.state = state
+        self.job = shape.shape_job(data.get("job"))
+        self.progress = shape.shape_progress(
+            data.get("progress"), state["text"], self.job
+        )
+        self.last_ts = max(self.last_ts, ts_ns // 1_000_000)
+        self._offer("progress", S.EV_PROGRESS, self.progress, ts_ns)
+        self._offer("status", S.EV_STATUS, self.status_body(), ts_ns, force=state_changed)
+
+    def on_event(
+        self, name: str, payload: Optional[Mapping[str, Any]], ts_ns: int
+    ) -> None:
+        payload = payload or {}
+        ts = ts_ns // 1_000_000
+        if name in JOB_EVENTS:
+            self._job_event(name, payload, ts)
+        elif name in CONNECTION_EVENTS:
+            self._connection_event(name, payload, ts)
+
+    def _job_event(self, name: str, payload: Mapping[str, Any], ts: int) -> None:
+        if name == "PrintStarted":
+            self._job_open = True
+        elif name in ("PrintDone", "PrintFailed"):
+            if not self._job_open:
+                # one notice per ended job (OctoPrint never sends two, but a replayed
+                # or late event must not make a second one)
+                _logger.debug("Ignoring %s for a job that already ended", name)
+                return
+            self._job_open = False
+        body: dict[str, Any] = {
+            "file": shape.file_from_event(payload),
+            "user": shape.event_user(payload),
+        }
+        if name == "PrintDone":
+            body["printTime"] = shape.as_num(payload.get("time"))
+        elif name == "PrintFailed":
+            reason = payload.get("reason")
+            body["reason"] = "cancelled" if reason == "cancelled" else "error"
+            body["error"] = (
+                shape.as_str(payload.get("error")) if body["reason"] == "error" else None
+            )
+            body["progress"] = shape.failed_progress(payload)
+            body["printTime"] = shape.as_num(payload.get("time"))
+        self._emit(JOB_EVENTS[name], body, ts, "jobs")
+
+    def job_known_open(self, is_printing: bool) -> None:
+        """At startup: a print that is already running will end with a notice."""
+        self._job_open = is_printing
+
+    def _connection_event(self, name: str, payload: Mapping[str, Any], ts: int) -> None:
+        current = self.connection
+        port = current.get("port")
+        baudrate = current.get("baudrate")
+        error = None
+        if name == "Connecting":
+            state = "connecting"
+        elif name == "Connected":
+            state = "connected"
+            port = payload.get("port", port)
+            baudrate = payload.get("baudrate", baudrate)
+        elif name == "Disconnected":
+            if current["state"] == "error":
+                return  # the connection closed because of the error already reported
+            state = "disconnected"
+        elif name == "Error":
+            state = "error"
+            error = shape.as_str(payload.get("error")) or "unknown error"
+        else:  # PrinterStateChanged: only catches errors that came without an Error event
+            if payload.get("state_id") not in ERROR_STATE_IDS:
+                return
+            state = "error"
+            error = current.get("error") or shape.as_str(payload.get("state_string"))
+        self.set_connection(state, port, baudrate, error, ts)
+
+    def set_connection(
+        self,
+        state: str,
+        port: Any = None,
+        baudrate: Any = None,
+        error: Optional[str] = None,
+        ts: Optional[int] = None,
+        announce: bool = True,
+    ) -> None:
+        connection = shape.shape_connection(state, port, baudrate, error)
+        if connection == self.connection:
+            return
+        changed_state = connection["state"] != self.connection["state"]
+        self.connection = connection
+        if ts is None:
+            ts = self.clock.wall_ms()
+        self.last_ts = max(self.last_ts, ts)
+        if not announce:
+            return
+        if changed_state or connection["state"] == "connected":
+            self._emit(S.EV_CONNECTION, connection, ts, "connection")
+        self._offer("status", S.EV_STATUS, self.status_body(), ts * 1_000_000, force=True)
