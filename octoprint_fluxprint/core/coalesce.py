@@ -9,6 +9,10 @@ Rules (issue #2, "Intervals"):
 * with ``dedupe`` a sample equal to the last one sent is not sent again, and a held
   sample is dropped when a newer one equals what the client already has;
 * ``force`` sends at once (a state change must not wait);
+* ``flush`` sends at once unless the client already has it, and holds nothing
+  back (a job's last progress goes before its job event, and nothing after);
+* ``prime`` records a body the clients got another way (the status on connect),
+  as if it had been sent now;
 * an interval of 0 sends every sample.
 """
 
@@ -90,3 +94,19 @@ class Coalescer:
             self.timer_at = self.last_sent_at + self.interval
             return Decision(arm_at=self.timer_at)
         return self._take(self.pending, now)
+
+    def flush(self, sample: Sample, now: float) -> Decision:
+        """Sends ``sample`` now unless it is what was sent last; drops anything
+        held either way."""
+        if self.pending is not None:
+            self.dropped += 1
+        self.pending = None
+        if self.has_sent and sample.body == self.last_body:
+            return Decision()
+        return self._take(sample, now)
+
+    def prime(self, body: Any, now: float) -> None:
+        """The clients got ``body`` now, outside this stream."""
+        self.last_sent_at = now
+        self.last_body = body
+        self.has_sent = True

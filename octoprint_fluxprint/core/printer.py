@@ -45,8 +45,9 @@ class PrinterState(Rooms):
         next_seq: Callable[[], int],
         printer_id: str,
         intervals: Mapping[str, float],
+        keyframe: float = 0.0,
     ):
-        super().__init__(sink, clock, next_seq, printer_id, intervals)
+        super().__init__(sink, clock, next_seq, printer_id, intervals, keyframe)
         # what the plugin holds; shaped, never OctoPrint's own objects
         self.temperature: dict[str, dict] = {}
         self.offsets: dict[str, Any] = {}
@@ -57,6 +58,8 @@ class PrinterState(Rooms):
         self.last_ts: int = 0
         self.last_temperature_ts: Optional[int] = None
         self._job_open = False
+        # after a job's end: the ended job's path, whose progress is not sent again
+        self._ended_path: Optional[str] = None
 
     # ~~ payloads
 
@@ -85,9 +88,12 @@ class PrinterState(Rooms):
             out.append(shaped)
         return out
 
+    def status_ts(self) -> int:
+        return self.last_ts or self.clock.wall_ms()
+
     def status_payload(self) -> dict:
-        """A fresh full status from what the hub holds, stamped with a new seq."""
-        return self._meta(self.status_body(), self.last_ts or self.clock.wall_ms())
+        """A fresh full status from what the printer state holds, with a new seq."""
+        return self._meta(self.status_body(), self.status_ts())
 
     # ~~ inputs from OctoPrint (already on the loop)
 
@@ -115,7 +121,10 @@ class PrinterState(Rooms):
             data.get("progress"), state["text"], self.job
         )
         self.last_ts = max(self.last_ts, ts_ns // 1_000_000)
-        self._offer("progress", S.EV_PROGRESS, self.progress, ts_ns)
+        if self._ended_path is not None and self.job["file"]["path"] != self._ended_path:
+            self._ended_path = None  # another file: its progress is news
+        if self._ended_path is None:
+            self._offer("progress", S.EV_PROGRESS, self.progress, ts_ns)
         self._offer("status", S.EV_STATUS, self.status_body(), ts_ns, force=state_changed)
 
     def on_event(
@@ -131,6 +140,7 @@ class PrinterState(Rooms):
     def _job_event(self, name: str, payload: Mapping[str, Any], ts: int) -> None:
         if name == "PrintStarted":
             self._job_open = True
+            self._ended_path = None
         elif name in ("PrintDone", "PrintFailed"):
             if not self._job_open:
                 # one notice per ended job (OctoPrint never sends two, but a replayed
@@ -138,9 +148,13 @@ class PrinterState(Rooms):
                 _logger.debug("Ignoring %s for a job that already ended", name)
                 return
             self._job_open = False
+            self._last_progress(name, payload, ts)
+        file = shape.file_from_event(payload)
         body: dict[str, Any] = {
-            "file": shape.file_from_event(payload),
+            "file": file,
+            "filename": file["name"],
             "user": shape.event_user(payload),
+            "timestamp": ts,
         }
         if name == "PrintDone":
             body["printTime"] = shape.as_num(payload.get("time"))
@@ -153,6 +167,24 @@ class PrinterState(Rooms):
             body["progress"] = shape.failed_progress(payload)
             body["printTime"] = shape.as_num(payload.get("time"))
         self._emit(JOB_EVENTS[name], body, ts, "jobs")
+
+    def _last_progress(self, name: str, payload: Mapping[str, Any], ts: int) -> None:
+        """A job's last word is its job event: its final progress goes out first,
+        and the progress channel stays quiet about it afterwards."""
+        final = dict(self.progress)
+        print_time = shape.as_num(payload.get("time"))
+        if print_time is not None:
+            final["printTime"] = print_time
+        if name == "PrintDone":
+            final["completion"] = 100.0
+            final["printTimeLeft"] = 0
+        else:
+            failed = shape.failed_progress(payload)
+            if failed is not None:
+                final["completion"] = failed
+        self.progress = final
+        self._ended_path = final["file"]["path"]
+        self._flush("progress", S.EV_PROGRESS, final, ts * 1_000_000)
 
     def job_known_open(self, is_printing: bool) -> None:
         """At startup: a print that is already running will end with a notice."""
@@ -203,5 +235,10 @@ class PrinterState(Rooms):
         if not announce:
             return
         if changed_state or connection["state"] == "connected":
-            self._emit(S.EV_CONNECTION, connection, ts, "connection")
+            event = {
+                **connection,
+                "connected": connection["state"] == "connected",
+                "timestamp": ts,
+            }
+            self._emit(S.EV_CONNECTION, event, ts, "connection")
         self._offer("status", S.EV_STATUS, self.status_body(), ts * 1_000_000, force=True)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol
 
 from . import schema as S
-from .coalesce import Coalescer, Decision, Sample
+from .coalesce import EPSILON, Coalescer, Decision, Sample
 from .delta import delta_body
-from .subscriptions import Subscriptions, parse_room
+from .subscriptions import Subscriptions, parse_room, room_keyframe
 
 _logger = logging.getLogger(__name__)
 
@@ -49,6 +49,9 @@ class Group:
     delta: bool = False  # the room gets deltas against last_body
     last_body: Any = None  # delta rooms: the last body sent, and its ts
     last_ts: int = 0
+    keyframe: float = 0.0  # status rooms: at least this often, changed or not
+    keyframe_timer: Any = None
+    keyframes: int = 0
 
 
 DEDUPE = {"status": True, "progress": True, "temperature": False}
@@ -69,12 +72,13 @@ class Rooms:
         next_seq: Callable[[], int],
         printer_id: str,
         intervals: Mapping[str, float],
+        keyframe: float = 0.0,
     ):
         self.sink = sink
         self.clock = clock
         self.next_seq = next_seq
         self.printer_id = printer_id
-        self.subs = Subscriptions(intervals)
+        self.subs = Subscriptions(intervals, keyframe)
         self.groups: dict[str, Group] = {}
         self.emitted = 0
         # channels switched off for every client in the settings
@@ -82,17 +86,36 @@ class Rooms:
         # benchmark instrumentation: adds {"trace": {cb_ns, emit_ns}} to payloads
         self.trace = False
 
+    # the printer's state lives in the subclass (printer.PrinterState)
+
+    def status_body(self) -> dict:
+        raise NotImplementedError
+
     def status_payload(self) -> dict:
-        """A fresh full status (the printer's state lives in the subclass)."""
+        """A fresh full status, stamped with a new seq."""
+        raise NotImplementedError
+
+    def status_ts(self) -> int:
+        """The observation time of what the status holds."""
         raise NotImplementedError
 
     # ~~ clients
 
     def add_client(self, sid: str) -> dict:
-        """Subscribes a new client to every channel; returns the status to send it."""
+        """Subscribes a new client to every channel; returns the status to send it.
+        A status room made for this client counts that status as sent, so the room's
+        first broadcast is not the same status again."""
         rooms = self.subs.add(sid)
         self._move(sid, set(), rooms)
-        return self.status_payload()
+        status = self.status_payload()
+        now = self.clock.monotonic()
+        for room in rooms:
+            group = self.groups.get(room)
+            if group is not None and group.channel == "status" and not group.delta:
+                if not group.coalescer.has_sent:
+                    group.coalescer.prime(self.status_body(), now)
+                    self._arm_keyframe(group)
+        return status
 
     def remove_client(self, sid: str) -> None:
         if sid in self.subs:
@@ -101,7 +124,9 @@ class Rooms:
     def subscribe(self, sid: str, request: S.SubscribeRequest) -> dict:
         before = self.subs.rooms(sid)
         intervals = request.intervals.model_dump() if request.intervals else None
-        after = self.subs.subscribe(sid, request.channels, intervals, request.delta)
+        after = self.subs.subscribe(
+            sid, request.channels, intervals, request.delta, request.keyframe
+        )
         self._move(sid, before, after)
         return self.subs.describe(sid)
 
@@ -114,9 +139,11 @@ class Rooms:
     def describe(self, sid: str) -> dict:
         return self.subs.describe(sid)
 
-    def set_intervals(self, intervals: Mapping[str, float]) -> None:
+    def set_intervals(
+        self, intervals: Mapping[str, float], keyframe: Optional[float] = None
+    ) -> None:
         before = {sid: self.subs.rooms(sid) for sid in self.subs.sids()}
-        after = self.subs.set_configured(intervals)
+        after = self.subs.set_configured(intervals, keyframe)
         for sid, rooms in after.items():
             self._move(sid, before.get(sid, set()), rooms)
 
@@ -150,15 +177,46 @@ class Rooms:
             # a delta room never repeats a body: there would be nothing in it
             coalescer=Coalescer(value, dedupe=delta or DEDUPE.get(channel, False)),
             delta=delta,
+            keyframe=room_keyframe(room),
         )
         self.groups[room] = group
+        self._arm_keyframe(group)
         return group
 
     def _drop_group(self, group: Group) -> None:
-        if group.timer is not None:
-            self.sink.cancel(group.timer)
-            group.timer = None
+        for timer in (group.timer, group.keyframe_timer):
+            if timer is not None:
+                self.sink.cancel(timer)
+        group.timer = group.keyframe_timer = None
         self.groups.pop(group.room, None)
+
+    # ~~ status keyframes: late joiners of a relay see a status within K seconds
+
+    def _arm_keyframe(self, group: Group) -> None:
+        if group.keyframe <= 0:
+            return
+        if group.keyframe_timer is not None:
+            self.sink.cancel(group.keyframe_timer)
+        last = group.coalescer.last_sent_at
+        when = (self.clock.monotonic() if last is None else last) + group.keyframe
+        group.keyframe_timer = self.sink.call_at(when, lambda: self._keyframe(group.room))
+
+    def _keyframe(self, room: str) -> None:
+        group = self.groups.get(room)
+        if group is None:
+            return
+        group.keyframe_timer = None
+        now = self.clock.monotonic()
+        last = group.coalescer.last_sent_at
+        if last is None or now + EPSILON >= last + group.keyframe:
+            # nothing went out for K seconds: the current status, changed or not
+            body = self.status_body()
+            group.coalescer.pending = None
+            group.coalescer.prime(body, now)
+            group.keyframes += 1
+            group.sent += 1
+            self._emit(S.EV_STATUS, body, self.status_ts(), room)
+        self._arm_keyframe(group)
 
     # ~~ payloads
 
@@ -219,6 +277,21 @@ class Rooms:
             if group.channel == channel:
                 self._apply(group, event, group.coalescer.offer(sample, now, force), now)
 
+    def _flush(self, channel: str, event: str, body: Any, ts_ns: int) -> None:
+        """``body`` to every room of the channel now, unless a room sent it last;
+        nothing held back goes out after it."""
+        if channel not in self.enabled:
+            return
+        now = self.clock.monotonic()
+        sample = Sample(body, ts_ns // 1_000_000, ts_ns)
+        for group in list(self.groups.values()):
+            if group.channel == channel:
+                if group.timer is not None:
+                    self.sink.cancel(group.timer)
+                    group.timer = None
+                    group.coalescer.timer_at = None
+                self._apply(group, event, group.coalescer.flush(sample, now), now)
+
     def _apply(self, group: Group, event: str, decision: Decision, now: float) -> None:
         if decision.send is not None:
             sample = decision.send
@@ -255,6 +328,7 @@ class Rooms:
                 "clients": len(g.members),
                 "sent": g.sent,
                 "coalesced": g.coalescer.dropped,
+                "keyframes": g.keyframes,
             }
             for g in self.groups.values()
         ]

@@ -169,7 +169,9 @@ class ProgressEvent(Meta, Progress):
 
 class JobEvent(Meta):
     file: JobFile
+    filename: Optional[str] = Field(None, description="The file's name (file.name)")
     user: Optional[str] = None
+    timestamp: int = Field(ge=0, description="Epoch milliseconds, the same as ts")
 
 
 class JobCompleteEvent(JobEvent):
@@ -184,7 +186,8 @@ class JobFailedEvent(JobEvent):
 
 
 class ConnectionEvent(Meta, Connection):
-    pass
+    connected: bool = Field(description='state == "connected"')
+    timestamp: int = Field(ge=0, description="Epoch milliseconds, the same as ts")
 
 
 class ResyncEvent(Meta):
@@ -197,7 +200,10 @@ class ResyncEvent(Meta):
 
 
 class ClosingEvent(Meta):
-    """Sent right before the server disconnects a client, with the reason."""
+    """Sent right before the server ends a client's connection, with the reason.
+    For a shutdown or an over-budget client only the transport closes, so standard
+    clients reconnect and resume by themselves; a revoked, deactivated or flooding
+    client is disconnected at the Socket.IO level and is not expected back."""
 
     reason: str
 
@@ -290,6 +296,17 @@ class SubscribeRequest(BaseModel):
         le=MAX_HISTORY_MINUTES,
         allow_inf_nan=False,
         description="Minutes of temperature history to return in the ack",
+    )
+    keyframe: Optional[float] = Field(
+        None,
+        ge=0,
+        le=MAX_INTERVAL,
+        allow_inf_nan=False,
+        description=(
+            "Seconds: printer:status at least this often, even when nothing changed"
+            " (for relays whose late joiners cannot ask); 0: only on change. Not"
+            " below the status interval; delta subscribers get nothing extra"
+        ),
     )
     delta: Optional[bool] = Field(
         None,

@@ -14,12 +14,23 @@ from typing import Optional
 from .schema import CHANNELS, INTERVAL_CHANNELS
 
 DELTA_SUFFIX = "+delta"
+KEYFRAME_SEP = "/k"
 
 
-def room_name(channel: str, interval: Optional[float] = None, delta: bool = False) -> str:
+def room_name(
+    channel: str,
+    interval: Optional[float] = None,
+    delta: bool = False,
+    keyframe: float = 0.0,
+) -> str:
     if channel not in INTERVAL_CHANNELS:
         return channel
-    return f"{channel}@{interval:g}{DELTA_SUFFIX if delta else ''}"
+    name = f"{channel}@{interval:g}"
+    if delta:
+        return name + DELTA_SUFFIX
+    if keyframe > 0 and channel == "status":
+        name += f"{KEYFRAME_SEP}{keyframe:g}"
+    return name
 
 
 def parse_room(room: str) -> tuple[str, float, bool]:
@@ -27,8 +38,15 @@ def parse_room(room: str) -> tuple[str, float, bool]:
     delta = room.endswith(DELTA_SUFFIX)
     if delta:
         room = room[: -len(DELTA_SUFFIX)]
+    room = room.partition(KEYFRAME_SEP)[0]
     channel, _, interval = room.partition("@")
     return channel, float(interval) if interval else 0.0, delta
+
+
+def room_keyframe(room: str) -> float:
+    """The keyframe period of a status room (0: none)."""
+    _, sep, value = room.partition(KEYFRAME_SEP)
+    return float(value) if sep else 0.0
 
 
 @dataclass
@@ -37,11 +55,13 @@ class ClientSubscription:
     # intervals the client asked for; the effective one is never below the configured
     requested: dict[str, float] = field(default_factory=dict)
     delta: bool = False  # status/temperature/progress as deltas
+    keyframe: Optional[float] = None  # status at least every this many s (None: default)
 
 
 class Subscriptions:
-    def __init__(self, configured: Mapping[str, float]):
+    def __init__(self, configured: Mapping[str, float], keyframe: float = 0.0):
         self.configured: dict[str, float] = dict(configured)
+        self.keyframe = keyframe  # the default for clients that do not ask (settings)
         self._clients: dict[str, ClientSubscription] = {}
 
     def __contains__(self, sid: str) -> bool:
@@ -67,6 +87,16 @@ class Subscriptions:
         requested = self._clients[sid].requested.get(channel)
         return configured if requested is None else max(requested, configured)
 
+    def effective_keyframe(self, sid: str) -> float:
+        """0, or at least the status interval (a keyframe never comes sooner)."""
+        sub = self._clients[sid]
+        if sub.delta:
+            return 0.0  # a delta of nothing is nothing: keyframes add no bytes
+        keyframe = self.keyframe if sub.keyframe is None else sub.keyframe
+        if keyframe <= 0:
+            return 0.0
+        return max(keyframe, self.effective_interval(sid, "status"))
+
     def rooms(self, sid: str) -> set[str]:
         sub = self._clients.get(sid)
         if sub is None:
@@ -78,6 +108,7 @@ class Subscriptions:
                 if channel in INTERVAL_CHANNELS
                 else None,
                 sub.delta,
+                self.effective_keyframe(sid) if channel == "status" else 0.0,
             )
             for channel in sub.channels
         }
@@ -88,12 +119,15 @@ class Subscriptions:
         channels: Optional[Iterable[str]],
         intervals: Optional[Mapping[str, Optional[float]]],
         delta: Optional[bool] = None,
+        keyframe: Optional[float] = None,
     ) -> set[str]:
         """Adds channels (all when None), records requested intervals and, unless
-        None, the payload form."""
+        None, the payload form and the keyframe period."""
         sub = self._clients[sid]
         if delta is not None:
             sub.delta = delta
+        if keyframe is not None:
+            sub.keyframe = float(keyframe)
         sub.channels |= set(CHANNELS if channels is None else channels)
         for channel, value in (intervals or {}).items():
             if value is not None and channel in INTERVAL_CHANNELS:
@@ -114,6 +148,7 @@ class Subscriptions:
         return {
             "channels": channels,
             "delta": sub.delta,
+            "keyframe": self.effective_keyframe(sid) if "status" in sub.channels else 0.0,
             "intervals": {
                 c: self.effective_interval(sid, c)
                 for c in INTERVAL_CHANNELS
@@ -121,7 +156,12 @@ class Subscriptions:
             },
         }
 
-    def set_configured(self, configured: Mapping[str, float]) -> dict[str, set[str]]:
-        """New configured intervals; returns each client's rooms afterwards."""
+    def set_configured(
+        self, configured: Mapping[str, float], keyframe: Optional[float] = None
+    ) -> dict[str, set[str]]:
+        """New configured intervals (and default keyframe); returns each client's
+        rooms afterwards."""
         self.configured = dict(configured)
+        if keyframe is not None:
+            self.keyframe = keyframe
         return {sid: self.rooms(sid) for sid in self._clients}

@@ -83,6 +83,7 @@ class FluxPrintPlugin(
             next_seq=self.seq.next,
             printer_id=self.config.printer_id(),
             intervals=self.config.intervals(),
+            keyframe=self.config.keyframe(),
         )
         state.set_enabled(self.config.channels())
         # benchmark instrumentation, off unless FLUXPRINT_TRACE=1 (costs nothing when off)
@@ -150,19 +151,24 @@ class FluxPrintPlugin(
             engine.submit(
                 self._apply_settings,
                 self.config.intervals(),
+                self.config.keyframe(),
                 self.config.printer_id(),
                 self.config.channels(),
             )
         return result
 
     def _apply_settings(
-        self, intervals: dict[str, float], printer_id: str, channels: set[str]
+        self,
+        intervals: dict[str, float],
+        keyframe: float,
+        printer_id: str,
+        channels: set[str],
     ) -> None:
         # on the loop
         assert self.printer_state is not None and self.engine is not None
         self.printer_state.printer_id = printer_id
         self.printer_state.set_enabled(channels)
-        self.printer_state.set_intervals(intervals)
+        self.printer_state.set_intervals(intervals, keyframe)
         self.engine.compression = self.config.compression()
         self.engine.budgets.set_limits(self.config.budget_limits())
 

@@ -18,6 +18,9 @@ DEFAULTS: dict[str, Any] = {
     "status_interval": 5.0,
     "temperature_interval": 2.0,
     "progress_interval": 1.0,
+    # printer:status at least every this many s even when unchanged (0: on change
+    # only); for relays whose late joiners cannot ask (FluxStudio's: 5)
+    "status_keyframe": 0.0,
     "channels": {
         "status": True,
         "temperature": True,
@@ -93,6 +96,10 @@ class Reader:
             for channel, key in INTERVAL_SETTINGS.items()
         }
 
+    def keyframe(self) -> float:
+        value = self._settings.get(["status_keyframe"])
+        return clamp_interval(value, DEFAULTS["status_keyframe"])
+
     def channels(self) -> set[str]:
         return {
             name
@@ -134,7 +141,7 @@ class Reader:
     def clean(self, data: Any) -> dict:
         """A settings save, validated (never raises)."""
         data = dict(data or {})
-        for key in INTERVAL_SETTINGS.values():
+        for key in (*INTERVAL_SETTINGS.values(), "status_keyframe"):
             if key in data:
                 data[key] = clamp_interval(data[key], self._settings.get_float([key]))
         if (

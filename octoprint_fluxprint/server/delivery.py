@@ -168,7 +168,8 @@ class Delivery:
             self._send_all(targets, pkt)
             self.fanout.record(time.perf_counter() - started, len(targets))
         for sid, reason in drops:
-            asyncio.ensure_future(self.sessions.drop(sid, reason))
+            # over budget: the transport closes, the client comes back and resumes
+            asyncio.ensure_future(self.sessions.close_transport(sid, reason))
 
     def send_one(self, sid: str, event: str, payload: dict) -> None:
         """One event to one client, through the same ordered path as broadcasts."""
@@ -241,8 +242,9 @@ class Delivery:
                 # sees seq increase
                 self._enqueue(Outgoing(event, self._restamp(payload), sid=sid))
         for sid, reason in drops.items():
-            # the whole connection goes, so its write buffers are freed at once
-            asyncio.ensure_future(self.sessions.drop(sid, reason))
+            # the whole connection goes, so its write buffers are freed at once; the
+            # client reconnects by itself and resumes
+            asyncio.ensure_future(self.sessions.close_transport(sid, reason))
 
     def _restamp(self, payload: dict) -> dict:
         if self.next_seq is None:

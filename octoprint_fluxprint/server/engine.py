@@ -111,10 +111,11 @@ class Engine:
         return await self.guard.reap(now)
 
     async def close_all(self, reason: str) -> None:
-        """Says goodbye to every client (the host is shutting down)."""
+        """Says goodbye to every client (the host is shutting down); they reconnect
+        by themselves once it is back."""
         self.delivery.stop()
         await asyncio.gather(
-            *(self.sessions.close_client(sid, reason) for sid in list(self.clients)),
+            *(self.sessions.close_transport(sid, reason) for sid in list(self.clients)),
             return_exceptions=True,
         )
         await asyncio.sleep(0.2)  # let the websockets flush their last frames

@@ -6,6 +6,7 @@ limits), and reaping engine.io sessions that never join. Refuses; never delivers
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Mapping
@@ -30,6 +31,13 @@ MAX_CONNECT_ATTEMPTS = 3  # refused Socket.IO CONNECTs per engine.io session
 REFUSAL_LOG_WINDOW = 60.0  # seconds between two log lines for one address and reason
 
 Authenticator = Callable[[Any, Mapping[str, Any]], Any]
+
+# whether the client event being handled asked for an ack: python-socketio runs each
+# handler in a task created while this is set, and a task keeps the context it was
+# created in, so the handler reads its own event's value
+ACK_WANTED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "fluxprint_ack_wanted", default=True
+)
 
 
 @dataclass
@@ -130,6 +138,8 @@ class Guard:
                 await self.sessions.close_client(sid, error)  # says why, leaves
             await self.sessions.close_eio(eio_sid)
             return
+        if pkt is not None and pkt.packet_type == sio_packet.EVENT:
+            ACK_WANTED.set(pkt.id is not None)
         try:
             await self._sio_message(eio_sid, data)
         except Exception:

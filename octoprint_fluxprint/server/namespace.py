@@ -15,7 +15,7 @@ from socketio.exceptions import ConnectionRefusedError
 from ..core import schema as S
 from ..core.replay import Plan, ReplaySession, plan_resume
 from .delivery import Delivery
-from .guard import Guard
+from .guard import ACK_WANTED, Guard
 from .sessions import ClientInfo, Sessions
 
 _logger = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class Namespace:
             finally:
                 self.delivery.replaying.pop(sid, None)
             if session.overflow:
-                await self.sessions.close_client(
+                await self.sessions.close_transport(
                     sid, "replay overflow, reconnect to resume"
                 )
                 return
@@ -197,7 +197,11 @@ class Namespace:
             return err
         if data not in (None, {}):
             return {"ok": False, "error": "printer:request_status takes no payload"}
-        return {"ok": True, "status": self.printer.status_payload()}
+        status = self.printer.status_payload()
+        if not ACK_WANTED.get():
+            # asked without an ack (FluxStudio's relay): the answer is an event
+            self.delivery.send_to(sid, S.EV_STATUS, status)
+        return {"ok": True, "status": status}
 
     async def _on_unknown(self, event: str, sid: str, *args: Any) -> dict:
         return {"ok": False, "error": "unknown event"}

@@ -17,6 +17,10 @@ from ..core import schema as S
 
 _logger = logging.getLogger(__name__)
 
+# websocket close codes (RFC 6455)
+GOING_AWAY = 1001  # come back: shutdown, over budget
+POLICY_VIOLATION = 1008  # refused: malformed, revoked, flooding
+
 
 @dataclass
 class ClientInfo:
@@ -76,7 +80,9 @@ class Sessions:
             return None
 
     async def close_client(self, sid: str, reason: str) -> None:
-        """Tells the client why, then disconnects it."""
+        """Tells the client why, then disconnects it at the Socket.IO level: for
+        clients that must not come back (socket.io-client does not reconnect after
+        an ``io server disconnect``)."""
         if sid not in self.clients:
             return
         _logger.info("Disconnecting client %s: %s", sid, reason)
@@ -86,6 +92,30 @@ class Sessions:
             await self.sio.disconnect(sid, namespace=S.NAMESPACE)
         except Exception:
             _logger.debug("Disconnecting %s failed", sid, exc_info=True)
+
+    async def close_transport(self, sid: str, reason: str) -> None:
+        """Tells the client why, then closes its transport, not its Socket.IO
+        session: every standard client reconnects by itself (``transport close``)
+        and resumes. For a shutdown, a client over its outbound budget, a replay
+        overflow."""
+        info = self.clients.get(sid)
+        if info is None or info.extra.get("closing"):
+            return  # already on its way out (a verdict per broadcast may repeat)
+        info.extra["closing"] = True
+        self.stats.bump(self.stats.closed, reason)
+        eio_sid = self.eio_sid(sid)
+        _logger.info("Closing the connection of client %s: %s", sid, reason)
+        try:
+            await self.sio.emit(
+                S.EV_CLOSING,
+                self.stamp({"reason": reason}),
+                to=sid,
+                namespace=S.NAMESPACE,
+            )
+        except Exception:
+            _logger.debug("Telling %s why failed", sid, exc_info=True)
+        if eio_sid:
+            await self.close_eio(eio_sid, code=GOING_AWAY)
 
     async def drop(self, sid: str, reason: str) -> None:
         """Disconnects a client whose credentials no longer hold, that floods or that
@@ -99,7 +129,7 @@ class Sessions:
         if eio_sid:
             await self.close_eio(eio_sid)
 
-    async def close_eio(self, eio_sid: str) -> None:
+    async def close_eio(self, eio_sid: str, code: int = POLICY_VIOLATION) -> None:
         """Ends an engine.io session and its websocket: engine.io only sends a CLOSE
         packet, and a hostile client would keep the TCP connection until the ping
         timeout. The CLOSE is queued behind printer:closing."""
@@ -118,7 +148,7 @@ class Sessions:
         self.sio.eio.sockets.pop(eio_sid, None)
         for handler in handlers:
             if getattr(handler, "ws_connection", None) is not None:
-                asyncio.get_running_loop().call_later(0.2, handler.close, 1008)
+                asyncio.get_running_loop().call_later(0.2, handler.close, code)
 
     def per_user(self) -> dict[str, int]:
         counts: dict[str, int] = {}

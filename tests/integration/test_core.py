@@ -205,7 +205,13 @@ def test_acks(clients, octo, default_settings, kind, transport):
     assert client.call("printer:bogus", {"x": 1})["ok"] is False
 
     ack = client.call("printer:unsubscribe")
-    assert ack == {"ok": True, "channels": [], "delta": False, "intervals": {}}
+    assert ack == {
+        "ok": True,
+        "channels": [],
+        "delta": False,
+        "keyframe": 0.0,
+        "intervals": {},
+    }
     mark = client.mark()
     time.sleep(2.5)  # temperatures arrive every second: none may reach us now
     assert client.events()[mark:] == []

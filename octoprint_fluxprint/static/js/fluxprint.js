@@ -13,7 +13,12 @@ $(function () {
     var NAMESPACE = "/ws/printing";
     var MAX_INTERVAL = 3600;
     var MAX_CONNECTIONS = 10000;
-    var INTERVALS = ["status_interval", "temperature_interval", "progress_interval"];
+    var INTERVALS = [
+        "status_interval",
+        "temperature_interval",
+        "progress_interval",
+        "status_keyframe",
+    ];
     var LIMITS = ["max_connections", "max_connections_per_user"];
     var PANEL_ID = "settings_plugin_fluxprint";
     var VISIBILITY_POLL_MS = 2000;
