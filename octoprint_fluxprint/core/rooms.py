@@ -269,28 +269,35 @@ class Rooms:
     def _offer(
         self, channel: str, event: str, body: Any, ts_ns: int, force: bool = False
     ) -> None:
-        if channel not in self.enabled:
-            return
-        now = self.clock.monotonic()
-        sample = Sample(body, ts_ns // 1_000_000, ts_ns)
-        for group in list(self.groups.values()):
-            if group.channel == channel:
-                self._apply(group, event, group.coalescer.offer(sample, now, force), now)
+        self._each_group(
+            channel, event, body, ts_ns, lambda c, sample, now: c.offer(sample, now, force)
+        )
 
     def _flush(self, channel: str, event: str, body: Any, ts_ns: int) -> None:
         """``body`` to every room of the channel now, unless a room sent it last;
         nothing held back goes out after it."""
+
+        def flush(coalescer: Coalescer, sample: Sample, now: float) -> Decision:
+            coalescer.timer_at = None  # the held sample is gone; its timer finds none
+            return coalescer.flush(sample, now)
+
+        self._each_group(channel, event, body, ts_ns, flush)
+
+    def _each_group(
+        self,
+        channel: str,
+        event: str,
+        body: Any,
+        ts_ns: int,
+        decide: Callable[[Coalescer, Sample, float], Decision],
+    ) -> None:
         if channel not in self.enabled:
             return
         now = self.clock.monotonic()
         sample = Sample(body, ts_ns // 1_000_000, ts_ns)
         for group in list(self.groups.values()):
             if group.channel == channel:
-                if group.timer is not None:
-                    self.sink.cancel(group.timer)
-                    group.timer = None
-                    group.coalescer.timer_at = None
-                self._apply(group, event, group.coalescer.flush(sample, now), now)
+                self._apply(group, event, decide(group.coalescer, sample, now), now)
 
     def _apply(self, group: Group, event: str, decision: Decision, now: float) -> None:
         if decision.send is not None:
