@@ -125,9 +125,13 @@ def test_hub_restart_mid_print_relay_reconnects_and_nothing_durable_is_lost(octo
         relay.lines.wait(lambda i: i["type"] == "disconnect", 10, mark)
         assert client.seen("printer:closing"), "the hub said goodbye"
         # durable events while the hub is away
-        octo.api("POST", "/api/job", json={"command": "pause", "action": "pause"}).raise_for_status()
+        octo.api(
+            "POST", "/api/job", json={"command": "pause", "action": "pause"}
+        ).raise_for_status()
         time.sleep(2)
-        octo.api("POST", "/api/job", json={"command": "pause", "action": "resume"}).raise_for_status()
+        octo.api(
+            "POST", "/api/job", json={"command": "pause", "action": "resume"}
+        ).raise_for_status()
         hub.start()
         up = relay.lines.wait(lambda i: i["type"] == "connect", 30, mark)
         print(
