@@ -3,7 +3,8 @@
 // counted as OctoPrint's).
 //
 //   node loadgen.mjs '{"mode": "fluxprint"|"sockjs"|"rest", "url": "http://127.0.0.1:5000",
-//                      "apikey": "...", "auth": "name:session", "subscribe": {...}}'
+//                      "apikey": "...", "auth": "name:session", "subscribe": {...},
+//                      "sockjsSubscribe": {...}}'
 //
 // stdin:  {"op": "grow", "n": 100}      open clients until 100 are connected
 //         {"op": "window_start"}        zero the counters
@@ -120,6 +121,8 @@ function openSockJS() {
       const kind = text[0];
       if (kind === "o") {
         ws.send(JSON.stringify([JSON.stringify({ auth: opts.auth })]));
+        // "lean": what a dashboard would ask OctoPrint for (no logs, no messages)
+        if (opts.sockjsSubscribe) ws.send(JSON.stringify([JSON.stringify({ subscribe: opts.sockjsSubscribe })]));
         client.ok = true;
         done();
       } else if (kind === "a" && win) {

@@ -29,6 +29,7 @@ from ..core.replay import DURABLE_EVENTS, ReplaySession
 from . import wsframes
 from .clock import to_loop_time
 from .sessions import Sessions
+from .shared_deflate import SharedStreams
 
 _logger = logging.getLogger(__name__)
 
@@ -66,6 +67,10 @@ class Delivery:
         self.direct_writes = 0  # broadcast frames written straight to a websocket
         self.queued_writes = 0  # ... and put on engine.io's queue
         self.fanout = Durations()  # per broadcast: emit to the last client's write
+        # deflate_shared: one compressor per cohort (clients in the same rooms)
+        self.shared = SharedStreams(time.monotonic)
+        self._rooms_of: dict[str, set[str]] = {}
+        self._on_stream: set[str] = set()  # sids whose websocket takes shared frames
 
     def start(self, loop: Any) -> None:
         from tornado.ioloop import PeriodicCallback
@@ -82,6 +87,9 @@ class Delivery:
         for key in [k for k in self.replaying if k[0] == sid]:
             self.replaying.pop(key, None)
         self.budgets.remove(sid)
+        self.shared.leave(sid)
+        self._rooms_of.pop(sid, None)
+        self._on_stream.discard(sid)
         if eio_sid:
             self._kernel_queued.pop(eio_sid, None)
 
@@ -112,9 +120,18 @@ class Delivery:
 
     def enter_room(self, sid: str, room: str) -> None:
         self.sio.manager.basic_enter_room(sid, S.NAMESPACE, room)
+        self._rooms_of.setdefault(sid, set()).add(room)
+        self._new_cohort(sid)
 
     def leave_room(self, sid: str, room: str) -> None:
         self.sio.manager.basic_leave_room(sid, S.NAMESPACE, room)
+        self._rooms_of.get(sid, set()).discard(room)
+        self._new_cohort(sid)
+
+    def _new_cohort(self, sid: str) -> None:
+        # other rooms, another stream: pending there until its next sync point
+        if sid in self._on_stream:
+            self.shared.join(sid, frozenset(self._rooms_of.get(sid, ())))
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Any:
         return asyncio.get_running_loop().call_at(to_loop_time(when), callback)
@@ -146,37 +163,93 @@ class Delivery:
         durable = item.event in DURABLE_EVENTS
         seq = item.payload.get("seq", 0)
         targets: list[str] = []
+        streamed: list[tuple[str, str]] = []  # (sid, eio sid) on a shared stream
         drops: list[tuple[str, str]] = []
         clients = self.sessions.clients
+        on_stream = self._on_stream
         for sid, eio_sid in participants:
             session = self.replaying.get((sid, item.feed))
             if session is not None:
                 if durable:
                     session.offer_live((seq, item.event, item.payload))
+                if sid in on_stream:
+                    self.shared.diverge(sid)  # it gets this later, on its own
                 continue
             messages, nbytes = self._measure(eio_sid)
             verdict = self.budgets.offer(
                 sid, item.event, item.payload, durable, messages, nbytes
             )
             if verdict.action is Action.SEND:
-                targets.append(eio_sid)
                 info = clients.get(sid)
                 if info is not None:
                     info.messages += 1
-            elif verdict.action is Action.DISCONNECT:
-                drops.append((sid, verdict.reason or "too slow"))
-        if targets:
+                if self._shared_ws(sid, eio_sid):
+                    streamed.append((sid, eio_sid))
+                else:
+                    targets.append(eio_sid)
+            else:
+                if sid in on_stream:
+                    self.shared.diverge(sid)  # held or dropped: off its stream
+                if verdict.action is Action.DISCONNECT:
+                    drops.append((sid, verdict.reason or "too slow"))
+        if targets or streamed:
             # encoded once per broadcast, whatever the number of clients
             encoded = self.sio.packet_class(
                 sio_packet.EVENT, namespace=S.NAMESPACE, data=[item.event, item.payload]
             ).encode()
             # one frame for all: UTF-8 (and deflate, where negotiated) done once
             pkt = wsframes.broadcast_packet(encoded)
+            if streamed:
+                targets.extend(self._send_streamed(streamed, encoded, pkt))
             self._send_all(targets, pkt)
-            self.fanout.record(time.perf_counter() - started, len(targets))
+            self.fanout.record(
+                time.perf_counter() - started, len(targets) + len(streamed)
+            )
         for sid, reason in drops:
             # over budget: the transport closes, the client comes back and resumes
             asyncio.ensure_future(self.sessions.close_transport(sid, reason))
+
+    def _shared_ws(self, sid: str, eio_sid: str) -> bool:
+        """Whether the client takes deflate_shared frames now: an upgraded websocket
+        that negotiated it. The first time it does, it joins its cohort's stream
+        (pending: its inflater has seen none of the stream's history)."""
+        sock = self.sio.eio.sockets.get(eio_sid)
+        handler = self.sessions.ws_handlers.get(eio_sid)
+        eligible = (
+            sock is not None
+            and sock.upgraded
+            and not sock.upgrading
+            and wsframes.is_shared(handler)
+        )
+        if eligible and sid not in self._on_stream:
+            self._on_stream.add(sid)
+            self.shared.join(sid, frozenset(self._rooms_of.get(sid, ())))
+        elif not eligible and sid in self._on_stream:
+            self._on_stream.discard(sid)
+            self.shared.leave(sid)
+        return eligible
+
+    def _send_streamed(
+        self, streamed: list[tuple[str, str]], encoded: str, pkt: Any
+    ) -> list[str]:
+        """Writes one broadcast to the deflate_shared clients: once compressed per
+        cohort for those synced to its stream. Returns the eio sids of the others
+        (pending a sync point), which get the frame compressed on its own."""
+        data = pkt.encode().utf8()
+        by_cohort: dict[frozenset, list[str]] = {}
+        eio_of = {}
+        for sid, eio_sid in streamed:
+            eio_of[sid] = eio_sid
+            cohort = self.shared.cohort_of.get(sid)
+            by_cohort.setdefault(cohort, []).append(sid)
+        alone: list[str] = []
+        for cohort, sids in by_cohort.items():
+            plan = self.shared.plan(cohort, data, sids)
+            if plan.synced and plan.shared is not None:
+                shared = wsframes.broadcast_packet(encoded, shared=plan.shared)
+                self._send_all([eio_of[sid] for sid in plan.synced], shared)
+            alone.extend(eio_of[sid] for sid in plan.alone)
+        return alone
 
     def send_one(self, sid: str, event: str, payload: dict) -> None:
         """One event to one client, through the same ordered path as broadcasts."""
@@ -189,7 +262,8 @@ class Delivery:
         encoded = self.sio.packet_class(
             sio_packet.EVENT, namespace=S.NAMESPACE, data=[event, payload]
         ).encode()
-        self._send_all([eio_sid], wsframes.broadcast_packet(encoded))
+        # private: on a deflate_shared websocket it must stay out of the stream
+        self._send_all([eio_sid], wsframes.broadcast_packet(encoded, private=True))
 
     def _send_all(self, eio_sids: list[str], pkt: Any) -> None:
         """Synchronous, so consecutive broadcasts reach every client in order: a
@@ -263,6 +337,7 @@ class Delivery:
             **self.fanout.as_dict(),
             "direct_writes": self.direct_writes,
             "queued_writes": self.queued_writes,
+            "shared_deflate": self.shared.stats(),
         }
 
 

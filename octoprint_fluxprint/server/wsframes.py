@@ -45,10 +45,15 @@ _RSV1 = 0x40
 
 
 class FrameText(str):
-    """An encoded Engine.IO packet that caches its wire forms."""
+    """An encoded Engine.IO packet that caches its wire forms. ``private``: a
+    message for one client, never compressed on a ``deflate_shared`` connection
+    (it must stay out of the client's inflater window). ``shared``: the frame of a
+    ``deflate_shared`` stream, for the clients synced to it."""
 
     _utf8: bytes
     _deflated: bytes
+    private = False
+    shared: Optional[bytes] = None
 
     def utf8(self) -> bytes:
         try:
@@ -91,15 +96,44 @@ def _header(length: int, deflate: bool) -> bytes:
 
 
 class BroadcastPacket(eio_packet.Packet):
+    private = False
+    shared: Optional[bytes] = None
+
     def encode(self, b64: bool = False) -> Any:
         if self.encode_cache is None:
-            self.encode_cache = FrameText(super().encode(b64))
+            text = FrameText(super().encode(b64))
+            text.private = self.private
+            if self.shared is not None:
+                text.shared = _header(len(self.shared), True) + self.shared
+            self.encode_cache = text
         return self.encode_cache
 
 
-def broadcast_packet(encoded: str) -> eio_packet.Packet:
-    """The Engine.IO MESSAGE packet for one Socket.IO packet sent to many clients."""
-    return BroadcastPacket(eio_packet.MESSAGE, encoded)
+def broadcast_packet(
+    encoded: str, private: bool = False, shared: Optional[bytes] = None
+) -> eio_packet.Packet:
+    """The Engine.IO MESSAGE packet for one Socket.IO packet sent to many clients
+    (``private``: to one; ``shared``: a deflate_shared stream's body for it)."""
+    pkt = BroadcastPacket(eio_packet.MESSAGE, encoded)
+    pkt.private = private
+    pkt.shared = shared
+    return pkt
+
+
+def frame_for(conn: Any, message: FrameText) -> Optional[bytes]:
+    """The bytes to write for ``message`` on ``conn``, or None: tornado's path."""
+    if getattr(conn, "_fp_shared", False):
+        if message.shared is not None:
+            return message.shared
+        return message.frame(not message.private)
+    mode = shared_deflate(conn)
+    return None if mode is None else message.frame(mode)
+
+
+def is_shared(handler: Any) -> bool:
+    """Whether the client's websocket deflates with a deflate_shared stream."""
+    conn = getattr(handler, "ws_connection", None)
+    return bool(getattr(conn, "_fp_shared", False)) and not conn.is_closing()
 
 
 def shared_deflate(connection: Any) -> Optional[bool]:
@@ -126,11 +160,12 @@ class FramesHandlerMixin:
         compression.shared_frames_ready = True
 
     _fp_no_context_takeover = False
+    _fp_shared = False
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        self._fp_no_context_takeover = compression.wants_no_context_takeover(
-            self.get_compression_options()  # type: ignore[attr-defined]
-        )
+        options = self.get_compression_options()  # type: ignore[attr-defined]
+        self._fp_no_context_takeover = compression.wants_no_context_takeover(options)
+        self._fp_shared = compression.wants_shared(options)
         await super().get(*args, **kwargs)  # type: ignore[misc]
 
     def set_header(self, name: str, value: Any) -> None:
@@ -138,7 +173,8 @@ class FramesHandlerMixin:
         # parser drops valueless parameters such as *_no_context_takeover): when the
         # mode asks for it, agree on no context takeover both ways instead, and
         # rebuild the connection's (de)compressors to match
-        if self._fp_no_context_takeover and name.lower() == "sec-websocket-extensions":
+        wanted = self._fp_no_context_takeover or self._fp_shared
+        if wanted and name.lower() == "sec-websocket-extensions":
             from tornado import httputil
 
             conn = getattr(self, "ws_connection", None)
@@ -146,9 +182,20 @@ class FramesHandlerMixin:
             ext, agreed = httputil._parse_header(str(value))
             if ext == "permessage-deflate" and create is not None:
                 agreed = dict(agreed)
-                agreed["server_no_context_takeover"] = None
+                # a client that insists on server_no_context_takeover gets frames
+                # compressed one by one (deflate_no_context_takeover) instead
+                shared = self._fp_shared and "server_no_context_takeover" not in agreed
+                if not shared:
+                    agreed["server_no_context_takeover"] = None
                 agreed["client_no_context_takeover"] = None
                 create("server", agreed, getattr(conn, "_compression_options", None))
+                if shared:
+                    # tornado would keep a zlib state per connection and compress
+                    # every message with it: without one, what it writes goes out
+                    # uncompressed (RSV1 clear), and the shared frames come from the
+                    # cohort's stream (server/shared_deflate.py)
+                    conn._compressor = None
+                    conn._fp_shared = True
                 value = httputil._encode_header(ext, agreed)
         super().set_header(name, value)  # type: ignore[misc]
 
@@ -156,18 +203,17 @@ class FramesHandlerMixin:
         if isinstance(message, FrameText) and not binary:
             conn = getattr(self, "ws_connection", None)
             if conn is not None and getattr(conn, "stream", None) is not None:
-                mode = None if conn.is_closing() else shared_deflate(conn)
-                if mode is not None:
-                    return _write(conn, message, mode)
+                frame = None if conn.is_closing() else frame_for(conn, message)
+                if frame is not None:
+                    return _write(conn, message, frame)
         return super().write_message(message, binary=binary)  # type: ignore[misc]
 
 
-def _write_cached(conn: Any, message: FrameText, deflate: bool) -> Any:
+def _write_cached(conn: Any, message: FrameText, frame: bytes) -> Any:
     """Counts and writes the cached frame: one ``send()`` when tornado holds nothing
     for the stream, tornado's buffer otherwise. Returns tornado's write future, or
     None when the frame went straight to the kernel (a partial send's rest is
     tornado's; a closed stream's error is marked retrieved by tornado itself)."""
-    frame = message.frame(deflate)
     if hasattr(conn, "_wire_bytes_out"):  # tornado's counters
         conn._message_bytes_out += len(message.utf8())
         conn._wire_bytes_out += len(frame)
@@ -177,13 +223,13 @@ def _write_cached(conn: Any, message: FrameText, deflate: bool) -> Any:
     return stream.write(frame)
 
 
-def _write(conn: Any, message: FrameText, deflate: bool) -> Any:
+def _write(conn: Any, message: FrameText, frame: bytes) -> Any:
     """``write_message``'s contract: a future that fails with WebSocketClosedError."""
     from tornado.iostream import StreamClosedError
     from tornado.websocket import WebSocketClosedError
 
     try:
-        fut = _write_cached(conn, message, deflate)
+        fut = _write_cached(conn, message, frame)
     except StreamClosedError:
         raise WebSocketClosedError() from None
     if fut is None:
@@ -223,10 +269,10 @@ def send_direct(sock: Any, handler: Any, pkt: Any) -> bool:
         return False
     message = pkt.encode()
     try:
-        mode = shared_deflate(conn) if isinstance(message, FrameText) else None
-        if mode is not None and getattr(conn, "stream", None) is not None:
+        frame = frame_for(conn, message) if isinstance(message, FrameText) else None
+        if frame is not None and getattr(conn, "stream", None) is not None:
             # nobody awaits a broadcast write: no wrapper task per client
-            _write_cached(conn, message, mode)
+            _write_cached(conn, message, frame)
         else:
             handler.write_message(message)
     except Exception:  # closed meanwhile: engine.io's path notices and cleans up
