@@ -31,6 +31,7 @@ fi
 
 if [ "$want_test" = 1 ]; then
   (cd tests/node && npm ci --silent --no-audit --no-fund)
+  (cd tests/fluxstudio && npm ci --silent --no-audit --no-fund)
   if [ ! -x /usr/bin/chromium ]; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq
