@@ -270,7 +270,11 @@ class Rooms:
         self, channel: str, event: str, body: Any, ts_ns: int, force: bool = False
     ) -> None:
         self._each_group(
-            channel, event, body, ts_ns, lambda c, sample, now: c.offer(sample, now, force)
+            channel,
+            event,
+            body,
+            ts_ns,
+            lambda c, sample, now: c.offer(sample, now, force),
         )
 
     def _flush(self, channel: str, event: str, body: Any, ts_ns: int) -> None:
