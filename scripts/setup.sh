@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything FluxPrint's demo and tests need, idempotently:
-#   a venv in .venv with OctoPrint 1.11 and the plugin (editable), Node's
-#   socket.io-client for the test clients, and with --test also the test tools
-#   and Debian's chromium for the browser tests.
+#   a venv ($VENV, default .venv) with OctoPrint ($OCTOPRINT, default 1.11.8) and
+#   the plugin (editable), Node's socket.io-client for the test clients, and with
+#   --test also the test tools, the FluxStudio relay stand-in's packages and
+#   Debian's chromium for the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,28 +11,32 @@ want_test=0
 for arg in "$@"; do
   case "$arg" in
     --test) want_test=1 ;;
-    *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--test]  (env: VENV=.venv OCTOPRINT=octoprint==1.11.8)" >&2; exit 2 ;;
   esac
 done
 
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+VENV=${VENV:-.venv}
 # OctoPrint is not a dependency of the distribution (see pyproject.toml): the demo
 # and the tests install the version they run against explicitly
 OCTOPRINT=${OCTOPRINT:-octoprint==1.11.8}
-if [ "$want_test" = 1 ]; then
-  .venv/bin/pip install -q --disable-pip-version-check "$OCTOPRINT" -e ".[develop]"
-else
-  .venv/bin/pip install -q --disable-pip-version-check "$OCTOPRINT" -e .
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
 fi
-.venv/bin/pip check
+pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+"${pip[@]}" install --upgrade pip
+if [ "$want_test" = 1 ]; then
+  "${pip[@]}" install "$OCTOPRINT" -e ".[develop]"
+else
+  "${pip[@]}" install "$OCTOPRINT" -e .
+fi
+"$VENV/bin/pip" check
 
 if [ "$want_test" = 1 ]; then
   (cd tests/node && npm ci --silent --no-audit --no-fund)
-  (cd tests/fluxstudio && npm ci --silent --no-audit --no-fund)
+  if [ -f tests/fluxstudio/package.json ]; then
+    (cd tests/fluxstudio && npm ci --silent --no-audit --no-fund)
+  fi
   if [ ! -x /usr/bin/chromium ]; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq

@@ -1,9 +1,32 @@
 #!/usr/bin/env bash
-# Runs every test: lint, unit tests, and the integration, browser, install and
-# benchmark-smoke tests against real OctoPrint servers it starts itself.
+# Runs every test: lint; the whole suite against OctoPrint 1.11 (.venv); the unit,
+# integration, security, compatibility and Plugin Manager install tests against
+# OctoPrint 2.0 (.venv20); then the field-by-field comparison of the same scripted
+# session on both. Arguments go to pytest and run against 1.11 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --test
+
+OCTOPRINT_1=${FLUXPRINT_OCTOPRINT_1:-octoprint==1.11.8}
+# the OctoPrint 2.0 release the tests run against: bump it on release
+OCTOPRINT_2=${FLUXPRINT_OCTOPRINT_2:-octoprint==2.0.0rc7}
+
+OCTOPRINT="$OCTOPRINT_1" bash scripts/setup.sh --test
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-exec .venv/bin/pytest -p no:cacheprovider -ra "$@"
+if [ "$#" -gt 0 ]; then
+  exec .venv/bin/pytest -p no:cacheprovider -ra "$@"
+fi
+
+VENV=.venv20 OCTOPRINT="$OCTOPRINT_2" bash scripts/setup.sh --test
+FLUXPRINT_COMPAT_DIR=$(mktemp -d)
+export FLUXPRINT_COMPAT_DIR
+status=0
+echo "== OctoPrint $OCTOPRINT_1: everything"
+FLUXPRINT_TEST_OCTOPRINT="$OCTOPRINT_1" .venv/bin/pytest -p no:cacheprovider -ra || status=$?
+echo "== OctoPrint $OCTOPRINT_2: unit, integration, security, compat, install"
+FLUXPRINT_TEST_OCTOPRINT="$OCTOPRINT_2" .venv20/bin/pytest -p no:cacheprovider -ra \
+  tests/unit tests/integration tests/security tests/compat tests/install/test_install.py \
+  || status=$?
+echo "== the same scripted session on both versions"
+.venv/bin/pytest -p no:cacheprovider -ra tests/compat/compare_versions.py || status=$?
+exit "$status"

@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 
 from . import schema as S
 from . import shaping as shape
+from .jobmemory import JobMemory
 from .rooms import Clock, Rooms, Sink
 
 _logger = logging.getLogger(__name__)
@@ -33,7 +34,11 @@ CONNECTION_EVENTS = (
     "Error",
     "PrinterStateChanged",
 )
-HANDLED_EVENTS = frozenset(JOB_EVENTS) | frozenset(CONNECTION_EVENTS)
+# not sent on: what OctoPrint 2.0 no longer keeps in the job comes from these
+FILE_EVENTS = ("FileSelected", "MetadataAnalysisFinished")
+HANDLED_EVENTS = (
+    frozenset(JOB_EVENTS) | frozenset(CONNECTION_EVENTS) | frozenset(FILE_EVENTS)
+)
 ERROR_STATE_IDS = ("ERROR", "CLOSED_WITH_ERROR")
 
 
@@ -60,6 +65,7 @@ class PrinterState(Rooms):
         self._job_open = False
         # after a job's end: the ended job's path, whose progress is not sent again
         self._ended_path: Optional[str] = None
+        self.memory = JobMemory()  # what OctoPrint 2.0 drops, from its events
 
     # ~~ payloads
 
@@ -113,10 +119,12 @@ class PrinterState(Rooms):
         if isinstance(offsets, Mapping) and dict(offsets) != self.offsets:
             self.offsets = dict(offsets)
             self.temperature = shape.with_offsets(self.temperature, self.offsets)
-        state = shape.shape_state(data.get("state"))
+        state = self.memory.complete_state(
+            shape.shape_state(data.get("state")), self.connection
+        )
         state_changed = state != self.state
         self.state = state
-        self.job = shape.shape_job(data.get("job"))
+        self.job = self.memory.complete_job(shape.shape_job(data.get("job")))
         self.progress = shape.shape_progress(
             data.get("progress"), state["text"], self.job
         )
@@ -136,6 +144,10 @@ class PrinterState(Rooms):
             self._job_event(name, payload, ts)
         elif name in CONNECTION_EVENTS:
             self._connection_event(name, payload, ts)
+        elif name == "FileSelected":
+            self.memory.file_selected(payload)
+        elif name == "MetadataAnalysisFinished":
+            self.memory.analysis_finished(payload)
 
     def _job_event(self, name: str, payload: Mapping[str, Any], ts: int) -> None:
         if name == "PrintStarted":
@@ -149,11 +161,15 @@ class PrinterState(Rooms):
                 return
             self._job_open = False
             self._last_progress(name, payload, ts)
+        if name == "PrintStarted":
+            user = self.memory.started(payload)
+        else:
+            user = self.memory.user(payload)
         file = shape.file_from_event(payload)
         body: dict[str, Any] = {
             "file": file,
             "filename": file["name"],
-            "user": shape.event_user(payload),
+            "user": user,
             "timestamp": ts,
         }
         if name == "PrintDone":
@@ -162,7 +178,9 @@ class PrinterState(Rooms):
             reason = payload.get("reason")
             body["reason"] = "cancelled" if reason == "cancelled" else "error"
             body["error"] = (
-                shape.as_str(payload.get("error")) if body["reason"] == "error" else None
+                self.memory.failure_text(shape.as_str(payload.get("error")))
+                if body["reason"] == "error"
+                else None
             )
             body["progress"] = shape.failed_progress(payload)
             body["printTime"] = shape.as_num(payload.get("time"))
@@ -208,6 +226,7 @@ class PrinterState(Rooms):
         elif name == "Error":
             state = "error"
             error = shape.as_str(payload.get("error")) or "unknown error"
+            self.memory.error(shape.as_str(payload.get("error")))
         else:  # PrinterStateChanged: only catches errors that came without an Error event
             if payload.get("state_id") not in ERROR_STATE_IDS:
                 return

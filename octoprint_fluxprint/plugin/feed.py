@@ -7,6 +7,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+# OctoPrint 2.0.0rc7: a bare "from octoprint.printer import ..." is a circular
+# import (octoprint.printer -> octoprint.filemanager -> ... -> octoprint.printer)
+# unless the file manager comes first, as it does inside a running server
+import octoprint.filemanager  # noqa: F401, I001
 from octoprint.printer import PrinterCallback
 
 from ..core.printer import HANDLED_EVENTS, PrinterState
@@ -33,9 +37,21 @@ class PrinterFeed(PrinterCallback):
             self._submit(self._printer.on_event, event, payload, _now_ns())
 
 
+def current_connection(printer: Any) -> tuple[Any, Any]:
+    """(port, baudrate) of the printer's connection. OctoPrint 2.0: the public
+    ``connection_state`` property (a dict: connector, port, baudrate, state, ...;
+    ``get_current_connection()`` is deprecated there and serial-only); 1.11:
+    ``get_current_connection()`` (state, port, baudrate, profile)."""
+    state = getattr(printer, "connection_state", None)
+    if isinstance(state, dict):
+        return state.get("port"), state.get("baudrate")
+    _state, port, baudrate, _profile = printer.get_current_connection()
+    return port, baudrate
+
+
 def seed(engine: Any, state: PrinterState, printer: Any) -> None:
     """What the printer already is when the plugin starts (on the main thread)."""
-    _connection, port, baudrate, _profile = printer.get_current_connection()
+    port, baudrate = current_connection(printer)
     if printer.is_closed_or_error():
         name = "error" if printer.is_error() else "disconnected"
     elif printer.is_operational():

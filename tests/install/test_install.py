@@ -24,7 +24,8 @@ from tests.harness.clients import PyClient
 pytestmark = pytest.mark.integration
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OCTOPRINT = "OctoPrint==1.11.8"
+# the OctoPrint the suite runs against (scripts/test.sh sets it for each version)
+OCTOPRINT = os.environ.get("FLUXPRINT_TEST_OCTOPRINT", "OctoPrint==1.11.8")
 SOCKETIO = "python-socketio>=5.11,<6"
 MO = "octoprint_fluxprint/translations/de/LC_MESSAGES/messages.mo"
 PO = "octoprint_fluxprint/translations/de/LC_MESSAGES/messages.po"
@@ -214,6 +215,17 @@ def assert_serves_clients(server) -> None:
     polling.close()
 
 
+def installed_octoprint(python: str) -> str:
+    return run(
+        [python, "-c", "import importlib.metadata as m; print(m.version('OctoPrint'))"],
+        cwd=os.path.dirname(python),
+    ).stdout.strip()
+
+
+def pinned_version() -> str:
+    return OCTOPRINT.split("==", 1)[1] if "==" in OCTOPRINT else ""
+
+
 def installed_catalogue(python: str) -> str:
     return run(
         [
@@ -237,8 +249,15 @@ def test_plugin_manager_installs_and_plugin_serves_after_restart(
     if kind == "wheel":
         # a fresh OctoPrint without FluxPrint
         assert clean_octo.api("GET", "/plugin/fluxprint/health").status_code == 404
+    before = installed_octoprint(clean_python)
     upload(clean_octo, dists[kind])
     clean_octo.restart()
+    # pip was never asked to swap the user's OctoPrint (no pin in the distribution)
+    assert installed_octoprint(clean_python) == before
+    if pinned_version():
+        assert before == pinned_version()
+    version = clean_octo.api("GET", "/api/version").json()["server"]
+    assert version == before, (version, before)
     assert_serves_clients(clean_octo)
     translations = installed_catalogue(clean_python)
     assert os.path.isfile(os.path.join(translations, "de", "LC_MESSAGES", "messages.mo"))
