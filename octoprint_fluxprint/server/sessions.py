@@ -138,11 +138,15 @@ class Sessions:
             (self.sio.environ.get(eio_sid) or {}).get("tornado.handler"),
         }
         socket = self.sio.eio.sockets.get(eio_sid)
+        websocket = any(getattr(h, "ws_connection", None) is not None for h in handlers)
         try:
             if socket is not None:
                 # not eio.disconnect(): it waits for the packet queue to drain, which
-                # a polling client that never polls again never does
-                await socket.close(wait=False)
+                # a polling client that never polls again never does. A reconnectable
+                # close of a websocket sends no engine.io CLOSE packet: the closed
+                # socket says it, and python-engineio takes a CLOSE packet as "server
+                # disconnect" and never reconnects (socket.io-client does either way)
+                await socket.close(wait=False, abort=code == GOING_AWAY and websocket)
         except Exception:
             _logger.debug("Closing engine.io session %s failed", eio_sid, exc_info=True)
         self.sio.eio.sockets.pop(eio_sid, None)
