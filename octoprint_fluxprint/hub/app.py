@@ -14,6 +14,7 @@ from typing import Any, Optional
 import tornado.web
 
 from ..core import ratelimit as RL
+from ..core import schema as S
 from ..core.liveness import Liveness
 from ..core.mirror import EventMirror
 from ..core.relay import RelayedPrinter
@@ -26,7 +27,7 @@ from .sources import make_source
 
 _logger = logging.getLogger("fluxprint.hub")
 
-EV_PRINTERS = "printer:printers"
+EV_PRINTERS = S.EV_PRINTERS
 try:
     VERSION = importlib.metadata.version("OctoPrint-FluxPrint")
 except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a source tree
