@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -30,6 +31,18 @@ def main() -> int:
     server.start()
     server.wait_state(("Operational",), 60)
     url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
+    hub_port = int(os.environ.get("HUB_PORT", "5001"))
+    hub_cfg = os.path.join(args.basedir, "hub.yaml")
+    with open(hub_cfg, "w") as f:
+        f.write(
+            f"listen: {{port: {hub_port}}}\n"
+            f"printers:\n  - {{id: demo, url: '{url}', apikey: '{server.apikey}'}}\n"
+        )
+    hub = subprocess.Popen(
+        [sys.executable, "-m", "octoprint_fluxprint.hub", "--config", hub_cfg],
+        stdout=open(os.path.join(args.basedir, "hub.log"), "ab"),
+        stderr=subprocess.STDOUT,
+    )
     print(
         f"""
 FluxPrint is ready.
@@ -50,7 +63,13 @@ Node.js (socket.io-client 4):
   }});
   socket.onAny((event, payload) => console.log(event, payload));
 
-Ctrl-C stops OctoPrint. Its log: {os.path.join(args.basedir, "logs", "octoprint.log")}
+The FluxPrint hub (FluxStudio: ENABLE_FLUXPRINT=true FLUXPRINT_WS_URL=http://127.0.0.1:{hub_port})
+
+  URL            http://127.0.0.1:{hub_port}  (path /socket.io/, no key from this machine)
+  health         http://127.0.0.1:{hub_port}/health
+  log            {os.path.join(args.basedir, "hub.log")}
+
+Ctrl-C stops OctoPrint and the hub. Its log: {os.path.join(args.basedir, "logs", "octoprint.log")}
 """,
         flush=True,
     )
@@ -70,6 +89,8 @@ Ctrl-C stops OctoPrint. Its log: {os.path.join(args.basedir, "logs", "octoprint.
                 return 1
             time.sleep(0.5)
     finally:
+        hub.terminate()
+        hub.wait(15)
         server.stop()
     return 0
 

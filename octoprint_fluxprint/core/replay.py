@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 # the events written to the log before they are emitted, and replayed on resume
 DURABLE_EVENTS = frozenset(
@@ -69,6 +69,29 @@ def parse_since(value: Any) -> Optional[int]:
     if value > 2**63 - 1:
         raise ValueError("last_seq is out of range")
     return value
+
+
+MAX_CURSORS = 1000
+MAX_PRINTER_ID = 64
+
+
+def parse_cursors(value: Any) -> Optional[Union[int, dict[str, int]]]:
+    """A client's ``last_seq`` at connect: one cursor (an int, for one printer) or one
+    per printer (``{printerId: seq}``, at a hub), or None when absent. Raises
+    ValueError when present but invalid."""
+    if not isinstance(value, dict):
+        return parse_since(value)
+    if len(value) > MAX_CURSORS:
+        raise ValueError("last_seq has too many printers")
+    out: dict[str, int] = {}
+    for key, seq in value.items():
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_PRINTER_ID:
+            raise ValueError("last_seq keys must be printer ids")
+        parsed = parse_since(seq)
+        if parsed is None:
+            raise ValueError("last_seq must be a non-negative integer")
+        out[key] = parsed
+    return out
 
 
 def merge_seam(since: int, replayed: Iterable[Item], live: Iterable[Item]) -> list[Item]:

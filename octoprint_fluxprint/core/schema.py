@@ -8,7 +8,7 @@ The models describe the plain dicts that ``shaping`` builds, generate
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
@@ -270,6 +270,9 @@ class ClientError(ValueError):
 
 
 Channel = Literal["status", "temperature", "progress", "jobs", "connection"]
+MAX_PRINTERS = 1000
+Seq = Annotated[int, Field(ge=0, le=2**63 - 1, strict=True)]
+PrinterId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class Intervals(BaseModel):
@@ -283,12 +286,17 @@ class SubscribeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     channels: Optional[list[Channel]] = Field(None, max_length=len(CHANNELS))
     intervals: Optional[Intervals] = None
-    since: Optional[int] = Field(
+    since: Optional[Union[Seq, dict[PrinterId, Seq]]] = Field(
         None,
-        ge=0,
-        le=2**63 - 1,
-        strict=True,
-        description="Replay durable events after this seq",
+        description=(
+            "Replay durable events after this seq; at a hub, one cursor per printer"
+            " ({printerId: seq})"
+        ),
+    )
+    printers: Optional[list[PrinterId]] = Field(
+        None,
+        max_length=MAX_PRINTERS,
+        description="Hub only: the printers to receive (default: all the client may see)",
     )
     history: Optional[float] = Field(
         None,

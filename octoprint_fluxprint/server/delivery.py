@@ -34,6 +34,7 @@ from .shared_deflate import SharedStreams
 _logger = logging.getLogger(__name__)
 
 BUDGET_TICK_MS = 500
+_OWN: Any = object()  # emit's log: the delivery's own (the plugin's single log)
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Outgoing:
     room: Optional[str] = None  # a room, or
     sid: Optional[str] = None  # one client
     ready: bool = True
+    feed: str = ""  # the printer's feed (server/feeds.py): whose replay sessions
 
 
 class Delivery:
@@ -56,7 +58,8 @@ class Delivery:
         # store.eventlog.EventLog (or anything with its append), or None
         self.eventlog: Any = None
         self.next_seq: Optional[Callable[[], int]] = None
-        self.replaying: dict[str, ReplaySession] = {}
+        # (sid, feed key) -> the replay under way for that client and printer
+        self.replaying: dict[tuple[str, str], ReplaySession] = {}
         self.budgets = Budgets(Limits(), time.monotonic)
         self._kernel_queued: dict[str, int] = {}  # eio sid -> unsent bytes in the kernel
         self._outbox: deque[Outgoing] = deque()
@@ -81,7 +84,8 @@ class Delivery:
             self._budget_timer.stop()
 
     def forget(self, sid: str, eio_sid: Optional[str]) -> None:
-        self.replaying.pop(sid, None)
+        for key in [k for k in self.replaying if k[0] == sid]:
+            self.replaying.pop(key, None)
         self.budgets.remove(sid)
         self.shared.leave(sid)
         self._rooms_of.pop(sid, None)
@@ -91,14 +95,17 @@ class Delivery:
 
     # ~~ Sink for the rooms (runs on the loop)
 
-    def emit(self, event: str, payload: dict, room: str) -> None:
-        item = Outgoing(event, payload, room=room)
-        if event in DURABLE_EVENTS and self.eventlog is not None:
+    def emit(
+        self, event: str, payload: dict, room: str, feed: str = "", log: Any = _OWN
+    ) -> None:
+        item = Outgoing(event, payload, room=room, feed=feed)
+        eventlog = self.eventlog if log is _OWN else log
+        if event in DURABLE_EVENTS and eventlog is not None:
             # written to the log before it goes out; on_durable runs on the writer
             # thread after the commit (or after a failed write: it still goes out)
             item.ready = False
             loop = self.loop
-            self.eventlog.append(
+            eventlog.append(
                 payload["seq"],
                 event,
                 payload,
@@ -161,7 +168,7 @@ class Delivery:
         clients = self.sessions.clients
         on_stream = self._on_stream
         for sid, eio_sid in participants:
-            session = self.replaying.get(sid)
+            session = self.replaying.get((sid, item.feed))
             if session is not None:
                 if durable:
                     session.offer_live((seq, item.event, item.payload))

@@ -10,6 +10,7 @@ The engine only wires its parts together: ``guard`` refuses, ``delivery`` sends,
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any, Callable, Optional
 
 import socketio
@@ -18,6 +19,7 @@ from ..core import ratelimit as RL
 from ..core import schema as S
 from ..core.handover import Handover
 from .delivery import Delivery
+from .feeds import Feed, FeedSink
 from .guard import Authenticator, Guard
 from .namespace import Namespace
 from .sessions import ClientInfo, Sessions
@@ -60,20 +62,37 @@ class Engine:
         last_seq: Optional[Callable[[], int]] = None,
         history: Optional[Callable[[], list]] = None,
     ) -> None:
-        self.loop = loop
-        self._handover = Handover(loop.asyncio_loop.call_soon_threadsafe)
+        """One printer (the plugin): its state, sinking into the delivery directly,
+        and its event log."""
         self.printer = printer
         self.sessions.stamp = printer.stamp
         self.delivery.eventlog = eventlog
         self.delivery.next_seq = printer.next_seq
-        namespace = self.namespace
-        namespace.eventlog = eventlog
-        if last_seq is not None:
-            namespace.last_seq = last_seq
-        if history is not None:
-            namespace.history = history
-        namespace.printer = printer
+        self.add_feed(
+            Feed(
+                key="",
+                state=printer,
+                log=eventlog,
+                issued=last_seq or (lambda: 0),
+                history=history or list,
+            )
+        )
+        self.start(loop)
+
+    def start(self, loop: Any, stamp: Optional[Callable[[dict], dict]] = None) -> None:
+        """Many printers (the hub): ``add_feed`` each, before or after this."""
+        self.loop = loop
+        self._handover = Handover(loop.asyncio_loop.call_soon_threadsafe)
+        if stamp is not None:
+            self.sessions.stamp = stamp
         self.delivery.start(loop)
+
+    def add_feed(self, feed: Feed) -> None:
+        self.namespace.feeds[feed.key] = feed
+
+    def feed_sink(self, key: str, log: Any) -> FeedSink:
+        """The ``core.rooms.Sink`` for a printer of a many-printer host."""
+        return FeedSink(self.delivery, key, log)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Thread-safe, O(1): run ``fn(*args)`` on the IOLoop, in order."""
@@ -81,9 +100,11 @@ class Engine:
         if handover is not None:
             handover.submit(fn, *args)
 
-    def route(self) -> tuple[str, type, dict]:
+    def route(self, path: str = "/socket.io/") -> tuple[str, type, dict]:
+        """The handler for engine.io's path, relative to where the host mounts it
+        (OctoPrint prefixes the plugin's routes; the hub mounts it at the root)."""
         handler = handler_class(self.sio, self.guard, self.sessions, self._compression)
-        return (r"/socket.io/.*", handler, {})
+        return (re.escape(path.rstrip("/")) + "/.*", handler, {})
 
     def _compression(self) -> str:
         return self.compression

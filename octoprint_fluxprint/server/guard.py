@@ -19,7 +19,7 @@ from ..core import auth as A
 from ..core import ratelimit as RL
 from ..core import schema as S
 from ..core.logthrottle import LogThrottle
-from ..core.replay import parse_since
+from ..core.replay import parse_cursors
 from . import wire
 from .clock import remote_address
 from .sessions import Sessions
@@ -47,8 +47,12 @@ class Admission:
     reason: Optional[str] = None  # refused, and why
     user: str = "?"
     credential: Any = None
-    since: Optional[int] = None  # auth.last_seq, to resume from
+    since: Any = None  # auth.last_seq, to resume from: an int, or {printerId: seq}
     remote: str = "?"
+    # from the host's user (the hub's tokens and trusted networks): the printers it
+    # may see (None: all) and its profile's status keyframe period (None: default)
+    scope: Optional[frozenset] = None
+    keyframe: Optional[float] = None
 
 
 class Guard:
@@ -209,26 +213,31 @@ class Guard:
             user = decision.user
             verdict.user = user.get_id() if hasattr(user, "get_id") else "?"
             verdict.credential = decision.credential
+            scope = getattr(user, "printers", None)
+            verdict.scope = None if scope is None else frozenset(scope)
+            verdict.keyframe = getattr(user, "keyframe", None)
             mine = sum(1 for info in clients.values() if info.user == verdict.user)
             if mine >= self.limits.max_connections_per_user:
                 verdict.reason = A.TOO_MANY
         if verdict.reason is None:
             try:
-                verdict.since = parse_since(
+                verdict.since = parse_cursors(
                     auth.get("last_seq") if isinstance(auth, Mapping) else None
                 )
             except ValueError as exc:
                 verdict.reason = str(exc)
         if verdict.reason is not None:
-            self.stats.bump(self.stats.refused, verdict.reason)
-            key = (verdict.remote, verdict.reason)
-            held = self._refusals_logged.check(key)
-            if held is not None:  # the same refusal: one line a minute per address
-                more = f" ({held} more since the last such line)" if held else ""
-                _logger.info(
-                    "Refused a client from %s: %s%s", verdict.remote, verdict.reason, more
-                )
+            self.refused(verdict.remote, verdict.reason)
         return verdict
+
+    def refused(self, remote: str, reason: str) -> None:
+        """Counts a refused CONNECT and logs it (one line a minute per address and
+        reason)."""
+        self.stats.bump(self.stats.refused, reason)
+        held = self._refusals_logged.check((remote, reason))
+        if held is not None:
+            more = f" ({held} more since the last such line)" if held else ""
+            _logger.info("Refused a client from %s: %s%s", remote, reason, more)
 
     def joined(self, eio_sid: Optional[str]) -> None:
         self._attempts.pop(eio_sid, None)

@@ -1,6 +1,9 @@
 """The ``/ws/printing`` namespace handlers: connect (through the guard), resume,
 subscribe, unsubscribe, request_status, disconnect. Handles events; delivery and
 the guard do the sending and the refusing.
+
+It serves the printers in ``feeds`` (server/feeds.py): the plugin registers one,
+the hub one per printer (``multi``: printers lists, per-printer cursors, scopes).
 """
 
 from __future__ import annotations
@@ -13,14 +16,15 @@ from typing import Any, Callable, Optional
 from socketio.exceptions import ConnectionRefusedError
 
 from ..core import schema as S
-from ..core.replay import Plan, ReplaySession, plan_resume
 from .delivery import Delivery
+from .feeds import Feed
 from .guard import ACK_WANTED, Guard
+from .resume import REPLAY_PAGE, Resumer
 from .sessions import ClientInfo, Sessions
 
-_logger = logging.getLogger(__name__)
+__all__ = ["REPLAY_PAGE", "Namespace"]
 
-REPLAY_PAGE = 500
+_logger = logging.getLogger(__name__)
 
 
 class Namespace:
@@ -29,12 +33,18 @@ class Namespace:
         self.sessions = sessions
         self.guard = guard
         self.delivery = delivery
-        # from the host (attach): the printer's rooms and state, its event log
-        self.printer: Any = None  # core.printer.PrinterState
-        self.eventlog: Any = None  # store.eventlog.EventLog
-        self.last_seq: Callable[[], int] = lambda: 0
-        self.history: Callable[[], list] = list
+        self.resumer = Resumer(sessions, delivery)
+        self.feeds: dict[str, Feed] = {}  # from the host: key -> printer feed
+        self.multi = False  # the hub: many printers, printer lists, cursors per printer
+        # the hub: called on the loop once a client has joined (sends printer:printers)
+        self.on_joined: Optional[Callable[[str], None]] = None
         self._register()
+
+    @property
+    def printer(self) -> Any:
+        """The single printer's state (the plugin), or None."""
+        feed = next(iter(self.feeds.values()), None)
+        return None if feed is None else feed.state
 
     def _register(self) -> None:
         ns = S.NAMESPACE
@@ -47,14 +57,64 @@ class Namespace:
         on("printer:request_status", limited(self._on_request_status), namespace=ns)
         on("*", limited(self._on_unknown, catch_all=True), namespace=ns)
 
+    # ~~ printers by name, and who may see which
+
+    def _by_name(self) -> dict[str, str]:
+        return {feed.name: key for key, feed in self.feeds.items()}
+
+    def visible(self, sid: str) -> list[str]:
+        """The feed keys a client may see (sorted)."""
+        info = self.sessions.clients.get(sid)
+        scope = None if info is None else info.extra.get("scope")
+        return sorted(
+            k for k, f in self.feeds.items() if scope is None or f.name in scope
+        )
+
+    def resolve_cursors(self, since: Any, keys: list[str]) -> dict[str, int]:
+        """A cursor per feed key from an int (one printer) or ``{printerId: seq}``.
+        Raises ValueError naming what is wrong."""
+        if since is None:
+            return {}
+        if isinstance(since, int):
+            if len(keys) != 1:
+                raise ValueError(
+                    "last_seq: give one cursor per printer ({printerId: seq})"
+                )
+            return {keys[0]: since}
+        names = self._by_name()
+        out = {}
+        for name, seq in since.items():
+            key = names.get(name)
+            if key is None or key not in keys:
+                raise ValueError(f"unknown printer in the cursors: {name}")
+            out[key] = seq
+        return out
+
+    def _mine(self, sid: str) -> list[str]:
+        """The feeds a client receives (joined, or joining after a replay)."""
+        info = self.sessions.clients.get(sid)
+        return [] if info is None else sorted(info.extra.get("feeds", ()))
+
     # ~~ connect and resume
 
     async def _on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
-        if self.printer is None:
+        if not self.feeds:
             raise ConnectionRefusedError("server is starting")
         verdict = self.guard.admit(environ, auth)
         if verdict.reason is not None:
             raise ConnectionRefusedError(verdict.reason)
+        scope = verdict.scope
+        keys = sorted(
+            k for k, f in self.feeds.items() if scope is None or f.name in scope
+        )
+        if not keys:
+            self.guard.refused(verdict.remote, "no printer for this credential")
+            raise ConnectionRefusedError("no printer for this credential")
+        try:
+            cursors = self.resolve_cursors(verdict.since, keys)
+        except ValueError as exc:
+            self.guard.refused(verdict.remote, str(exc))
+            raise ConnectionRefusedError(str(exc)) from None
         info = self.sessions.clients[sid] = ClientInfo(
             sid=sid,
             user=verdict.user,
@@ -63,9 +123,11 @@ class Namespace:
             limiter=self.guard.limiter(),
             credential=verdict.credential,
         )
+        info.extra.update(
+            scope=scope, keyframe=verdict.keyframe, cursors=cursors, feeds=set()
+        )
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, S.NAMESPACE)
         self.guard.joined(eio_sid)
-        info.extra["resume_from"] = verdict.since
         handler = environ.get("tornado.handler")
         if eio_sid and getattr(handler, "ws_connection", None) is not None:
             self.sessions.ws_handlers[eio_sid] = handler  # a websocket from the start
@@ -76,7 +138,7 @@ class Namespace:
         # runs once python-socketio has sent the CONNECT packet, so the first
         # status cannot overtake it
         info = self.sessions.clients.get(sid)
-        if info is None or self.printer is None:
+        if info is None:
             return
         if not self.sio.manager.is_connected(sid, S.NAMESPACE):
             if attempt < 100:
@@ -85,60 +147,34 @@ class Namespace:
                 )
             return
         self.delivery.budgets.add(sid)
-        since = info.extra.get("resume_from")
-        if since is not None and self.eventlog is not None:
-            asyncio.ensure_future(self._resume(sid, since, join=True))
-            return
-        status = self.printer.add_client(sid)
-        self.delivery.send_to(sid, S.EV_STATUS, status)
+        if self.on_joined is not None:
+            self.on_joined(sid)
+        cursors = info.extra.pop("cursors", {})
+        for key in self.visible(sid):
+            self._join(sid, key, cursors.get(key), None)
 
-    async def _resume(self, sid: str, since: int, join: bool) -> None:
-        """Replays the durable events after ``since``, then a fresh status, then
-        live (see core/replay.py for why the seam neither loses nor repeats)."""
-        assert self.eventlog is not None and self.printer is not None
-        log = self.eventlog
-        send_one = self.delivery.send_one
-        clients = self.sessions.clients
-        if plan_resume(since, log.horizon(), self.last_seq()) is Plan.RESYNC:
-            body = {
-                "requested": since,
-                "oldestSeq": log.oldest_seq(),
-                "lastSeq": log.last_seq(),
-            }
-            send_one(sid, S.EV_RESYNC, self.printer.stamp(body))
-        else:
-            session = self.delivery.replaying[sid] = ReplaySession(since)
-            loop = asyncio.get_running_loop()
-            try:
-                while True:
-                    rows = await loop.run_in_executor(
-                        None, log.read_since, session.cursor, REPLAY_PAGE
-                    )
-                    if sid not in clients:
-                        return
-                    for _seq, event, payload in session.take_page(
-                        (row.seq, row.event, row.payload) for row in rows
-                    ):
-                        send_one(sid, event, payload)
-                    if len(rows) < REPLAY_PAGE:
-                        break
-                for _seq, event, payload in session.finish():
-                    send_one(sid, event, payload)
-            finally:
-                self.delivery.replaying.pop(sid, None)
-            if session.overflow:
-                await self.sessions.close_transport(
-                    sid, "replay overflow, reconnect to resume"
-                )
-                return
-        if sid not in clients:
+    def _join(
+        self, sid: str, key: str, since: Optional[int], request: Optional[Any]
+    ) -> None:
+        """Adds a client to a printer: its status now, or after a replay."""
+        feed = self.feeds[key]
+        info = self.sessions.clients[sid]
+        info.extra["feeds"].add(key)
+
+        def add() -> list[tuple[str, dict]]:
+            state = feed.state
+            status = state.add_client(sid)
+            keyframe = info.extra.get("keyframe")
+            if keyframe:  # the client's profile (fluxstudio: 5 s)
+                state.subscribe(sid, S.SubscribeRequest(keyframe=keyframe))
+            if request is not None:
+                state.subscribe(sid, request)
+            return [(S.EV_STATUS, status)]
+
+        if since is not None and feed.log is not None:
+            asyncio.ensure_future(self.resumer.resume(sid, feed, since, add))
             return
-        if join:
-            messages = [(S.EV_STATUS, self.printer.add_client(sid))]
-        else:
-            messages = self.printer.after_replay(sid)
-        for event, payload in messages:
-            # behind any durable event still waiting for its commit
+        for event, payload in add():
             self.delivery.send_to(sid, event, payload)
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
@@ -147,61 +183,106 @@ class Namespace:
         self.delivery.forget(sid, eio_sid)
         if eio_sid:
             self.sessions.ws_handlers.pop(eio_sid, None)
-        if self.printer is not None:
-            self.printer.remove_client(sid)
+        for feed in self.feeds.values():
+            feed.state.remove_client(sid)
         if info is not None:
             _logger.info("Client %s from %s disconnected (%s)", sid, info.remote, reason)
 
     # ~~ client requests
 
-    def _ready(self, sid: str) -> Optional[dict]:
-        if self.printer is None or sid not in self.printer.subs:
-            return {"ok": False, "error": "not ready"}
-        return None
+    def _ready(self, sid: str) -> list[str]:
+        """The feeds the client is in the rooms of (empty: not ready)."""
+        return [k for k in self._mine(sid) if sid in self.feeds[k].state.subs]
 
     async def _on_subscribe(self, sid: str, data: Any = None) -> dict:
-        err = self._ready(sid)
-        if err:
-            return err
+        joined = self._ready(sid)
+        if not joined:
+            return {"ok": False, "error": "not ready"}
         try:
             request = S.parse_client_payload(S.SubscribeRequest, data)
         except S.ClientError as exc:
             return {"ok": False, "error": str(exc)}
-        ack: dict[str, Any] = {"ok": True, **self.printer.subscribe(sid, request)}
-        if request.history:
-            ack["history"] = self.printer.history(self.history(), request.history)
-        if request.since is not None:
-            if self.eventlog is None:
-                return {"ok": False, "error": "no event log"}
-            # the ack goes first; then the replay, a fresh status, and live again
+        if self.multi and request.delta:
+            return {"ok": False, "error": "delta is not available at the hub"}
+        visible = self.visible(sid)
+        names = self._by_name()
+        mine = set(self._mine(sid))
+        wanted = mine
+        if request.printers is not None:
+            unknown = [p for p in request.printers if names.get(p) not in visible]
+            if unknown:
+                return {"ok": False, "error": f"printer not allowed: {unknown[0]}"}
+            wanted = {names[p] for p in request.printers}
+        try:
+            cursors = self.resolve_cursors(request.since, sorted(wanted))
+        except ValueError as exc:
+            return {"ok": False, "error": str(exc).replace("last_seq", "since")}
+        info = self.sessions.clients[sid]
+        for key in sorted(mine - wanted):
+            self.feeds[key].state.remove_client(sid)
+            info.extra["feeds"].discard(key)
+        ack: dict[str, Any] = {"ok": True}
+        for key in sorted(wanted & set(joined)):
+            state = self.feeds[key].state
+            ack.update(state.subscribe(sid, request))
+            if request.history and not self.multi:
+                ack["history"] = state.history(self.feeds[key].history(), request.history)
+            since = cursors.get(key)
+            if since is not None:
+                if self.feeds[key].log is None:
+                    return {"ok": False, "error": "no event log"}
+                self._resubscribe(sid, key, since)
+        for key in sorted(wanted - mine):
+            # the ack goes first; then the replay (or status), and live
             asyncio.get_running_loop().call_soon(
-                lambda: asyncio.ensure_future(
-                    self._resume(sid, request.since, join=False)
-                )
+                self._join, sid, key, cursors.get(key), request
             )
+        if self.multi:
+            ack["printers"] = sorted(self.feeds[k].name for k in wanted)
         return ack
 
+    def _resubscribe(self, sid: str, key: str, since: int) -> None:
+        feed = self.feeds[key]
+        # the ack goes first; then the replay, a fresh status, and live again
+        asyncio.get_running_loop().call_soon(
+            lambda: asyncio.ensure_future(
+                self.resumer.resume(
+                    sid, feed, since, lambda: feed.state.after_replay(sid)
+                )
+            )
+        )
+
     async def _on_unsubscribe(self, sid: str, data: Any = None) -> dict:
-        err = self._ready(sid)
-        if err:
-            return err
+        joined = self._ready(sid)
+        if not joined:
+            return {"ok": False, "error": "not ready"}
         try:
             request = S.parse_client_payload(S.UnsubscribeRequest, data)
         except S.ClientError as exc:
             return {"ok": False, "error": str(exc)}
-        return {"ok": True, **self.printer.unsubscribe(sid, request)}
+        ack: dict[str, Any] = {"ok": True}
+        for key in joined:
+            ack.update(self.feeds[key].state.unsubscribe(sid, request))
+        return ack
 
     async def _on_request_status(self, sid: str, data: Any = None) -> dict:
-        err = self._ready(sid)
-        if err:
-            return err
+        joined = self._ready(sid)
+        if not joined:
+            return {"ok": False, "error": "not ready"}
         if data not in (None, {}):
             return {"ok": False, "error": "printer:request_status takes no payload"}
-        status = self.printer.status_payload()
-        if not ACK_WANTED.get():
-            # asked without an ack (FluxStudio's relay): the answer is an event
-            self.delivery.send_to(sid, S.EV_STATUS, status)
-        return {"ok": True, "status": status}
+        statuses = {}
+        for key in joined:
+            status = statuses[self.feeds[key].name] = self.feeds[
+                key
+            ].state.status_payload()
+            if not ACK_WANTED.get():
+                # asked without an ack (FluxStudio's relay): the answer is an event
+                self.delivery.send_to(sid, S.EV_STATUS, status)
+        ack: dict[str, Any] = {"ok": True, "status": next(iter(statuses.values()))}
+        if self.multi:
+            ack["statuses"] = statuses
+        return ack
 
     async def _on_unknown(self, event: str, sid: str, *args: Any) -> dict:
         return {"ok": False, "error": "unknown event"}

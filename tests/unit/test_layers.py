@@ -59,7 +59,7 @@ def import_blocked(blocked: list[str], names: list[str]) -> subprocess.Completed
     )
 
 
-@pytest.mark.parametrize("layer", ["core", "server", "store", "client"])
+@pytest.mark.parametrize("layer", ["core", "server", "store", "client", "hub"])
 def test_layer_imports_without_octoprint(layer):
     names = modules(layer)
     assert names
@@ -96,6 +96,7 @@ ALLOWED = {
     "server": {"server", "core"},
     "client": {"client", "core"},
     "plugin": {"plugin", "server", "core", "store"},
+    "hub": {"hub", "server", "core", "store"},
     "schemas": {"schemas", "core"},
 }
 

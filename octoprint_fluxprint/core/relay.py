@@ -1,0 +1,132 @@
+"""One printer as the hub sees it: the plugin's payloads relayed as they are (same
+``seq``, ``ts`` and ``printer``) through the same rooms, coalescers and keyframes
+as the plugin's own state. Pure; runs on the hub's loop.
+
+The plugin is the truth: nothing here allocates a seq. What the hub says of its own
+(a status for a new client, a keyframe, a resync) carries the printer's last relayed
+seq, so a client's seq never goes backwards (it may repeat on such a message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from . import schema as S
+from . import shaping as shape
+from .rooms import Clock, Rooms, Sink
+
+META = ("seq", "ts", "printer", "trace")
+HUB_INTERVALS = {"status": 0.0, "temperature": 0.0, "progress": 0.0}
+
+
+class RelayedPrinter(Rooms):
+    def __init__(
+        self,
+        sink: Sink,
+        clock: Clock,
+        printer_id: str,
+        intervals: Optional[Mapping[str, float]] = None,
+        keyframe: float = 0.0,
+    ):
+        super().__init__(
+            sink, clock, self._no_seq, printer_id, intervals or HUB_INTERVALS, keyframe
+        )
+        self.last_seq = 0  # the highest seq relayed (any event)
+        self.last_ts = 0
+        self.status: Optional[dict] = None  # the latest printer:status, as relayed
+        self.latest: dict[str, dict] = {}  # event -> latest telemetry payload
+        self.relayed = 0
+        self.duplicates = 0
+
+    def _no_seq(self) -> int:  # the plugin allocates; Rooms asks only via _meta
+        return self.last_seq
+
+    # ~~ input: a payload from the plugin (in the plugin's seq order)
+
+    def on_payload(self, event: str, payload: Any) -> bool:
+        """Relays one message; False when it is not news (seq at or below what was
+        relayed: a replay overlapping what the hub already has) or malformed."""
+        if not isinstance(payload, Mapping):
+            return False
+        seq = payload.get("seq")
+        ts = payload.get("ts")
+        if isinstance(seq, bool) or not isinstance(seq, int) or not isinstance(ts, int):
+            return False
+        if seq <= self.last_seq:
+            self.duplicates += 1
+            return False
+        payload = dict(payload)
+        payload["printer"] = self.printer_id  # the hub's id for it, always
+        self.last_seq = seq
+        self.last_ts = max(self.last_ts, ts)
+        self.relayed += 1
+        channel = S.CHANNEL_OF_EVENT.get(event)
+        if channel is None:
+            return True  # the plugin's own (resync, closing): not for the hub's clients
+        if event == S.EV_STATUS:
+            self.status = payload
+            self.latest.pop(S.EV_TEMPERATURE, None)
+            self.latest.pop(S.EV_PROGRESS, None)
+        elif event in (S.EV_TEMPERATURE, S.EV_PROGRESS):
+            self.latest[event] = payload
+        elif event == S.EV_CONNECTION and self.status is not None:
+            keys = ("state", "port", "baudrate", "error")
+            self.status = {
+                **self.status,
+                "connection": {k: payload.get(k) for k in keys},
+            }
+        if channel in ("status", "temperature", "progress"):
+            self._offer(channel, event, payload, ts * 1_000_000)
+        else:
+            self._emit(event, payload, ts, channel)
+        return True
+
+    # ~~ payloads (what Rooms asks for)
+
+    def status_body(self) -> dict:
+        """The latest status with the telemetry relayed since, as a full payload."""
+        base = self.status
+        if base is None:
+            state = shape.shape_state(None)
+            job = shape.shape_job(None)
+            base = {
+                "state": state,
+                "temperature": {},
+                "job": job,
+                "progress": shape.shape_progress(None, state["text"], job),
+                "connection": shape.shape_connection("disconnected"),
+            }
+        body = {k: v for k, v in base.items() if k not in META}
+        temperature = self.latest.get(S.EV_TEMPERATURE)
+        if temperature is not None:
+            body["temperature"] = {k: v for k, v in temperature.items() if k not in META}
+        progress = self.latest.get(S.EV_PROGRESS)
+        if progress is not None:
+            body["progress"] = {k: v for k, v in progress.items() if k not in META}
+        return self._stamped(body, self.status_ts())
+
+    def status_ts(self) -> int:
+        return self.last_ts or self.clock.wall_ms()
+
+    def status_payload(self) -> dict:
+        return self.status_body()
+
+    def stamp(self, body: dict) -> dict:
+        return self._stamped(body, self.clock.wall_ms())
+
+    def _stamped(self, body: dict, ts: int) -> dict:
+        return {
+            **body,
+            "seq": max(self.last_seq, 1),
+            "ts": ts,
+            "printer": self.printer_id,
+        }
+
+    def _meta(self, body: dict, ts: int, cb_ns: int = 0) -> dict:
+        if "seq" in body:
+            return body  # relayed (or made above): as it is
+        return self._stamped(body, ts)
+
+    def history(self, samples: list, minutes: float) -> list[dict]:
+        return []  # OctoPrint's temperature history stays at the plugin

@@ -1,0 +1,237 @@
+"""The hub process: the engine on its own tornado server, one ``RelayedPrinter``
+and mirror per configured printer, fed by the source; ``/health`` beside it, and
+``printer:printers`` whenever a printer's liveness changes."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import itertools
+import logging
+import time
+from typing import Any, Optional
+
+import tornado.web
+
+from ..core import ratelimit as RL
+from ..core.liveness import Liveness
+from ..core.mirror import EventMirror
+from ..core.relay import RelayedPrinter
+from ..server.clock import Clock
+from ..server.engine import MAX_HTTP_BUFFER_SIZE, Engine
+from ..server.feeds import Feed
+from .config import HubConfig
+from .identity import HubIdentity
+from .sources import make_source
+
+_logger = logging.getLogger("fluxprint.hub")
+
+EV_PRINTERS = "printer:printers"
+try:
+    VERSION = importlib.metadata.version("OctoPrint-FluxPrint")
+except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a source tree
+    VERSION = "unknown"
+TICK_MS = 500
+
+
+class PrinterSlot:
+    """What the hub holds for one printer."""
+
+    def __init__(self, hub: Hub, pid: str):
+        self.id = pid
+        self.mirror = EventMirror()
+        self.state = RelayedPrinter(hub.engine.feed_sink(pid, self.mirror), Clock(), pid)
+        self.ready = asyncio.Event()
+        self.liveness = Liveness(hub.cfg.stale_after, hub.cfg.offline_after)
+        self.feed = Feed(
+            key=pid,
+            state=self.state,
+            log=self.mirror,
+            issued=lambda: self.state.last_seq,
+            blocking_log=False,
+            ready=self.ready,
+        )
+        self.shown = ""  # the liveness state clients were last told
+
+    def describe(self, now: float) -> dict:
+        status = self.state.status
+        connection = (status or {}).get("connection") or {}
+        return {
+            "id": self.id,
+            "state": self.liveness.state(now),
+            "connection": connection.get("state"),
+            "lastSeq": self.state.last_seq,
+            "synced": self.ready.is_set(),
+        }
+
+
+class Hub:
+    def __init__(self, cfg: HubConfig):
+        self.cfg = cfg
+        self.identity = HubIdentity(cfg)
+        self.engine = Engine(authenticate=self.identity.authenticate)
+        self.engine.namespace.multi = True
+        self.engine.namespace.on_joined = self._send_printers
+        self.slots: dict[str, PrinterSlot] = {}
+        self.source: Any = None
+        self.server: Any = None
+        self.stopped = asyncio.Event()
+        self._seq = itertools.count(int(time.time() * 1000))
+        self._tasks: list[Any] = []
+
+    # ~~ lifecycle
+
+    async def start(self, loop: Any) -> None:
+        engine = self.engine
+        engine.start(loop, stamp=self._stamp)
+        engine.set_security(RL.Limits(), self.cfg.auth.allowed_origins)
+        for printer in self.cfg.printers:
+            slot = self.slots[printer.id] = PrinterSlot(self, printer.id)
+            engine.add_feed(slot.feed)
+        app = tornado.web.Application(
+            [
+                (r"/health", HealthHandler, {"hub": self}),
+                engine.route(self.cfg.listen.path),
+            ]
+        )
+        listen = self.cfg.listen
+        self.server = app.listen(
+            listen.port, address=listen.host, max_body_size=MAX_HTTP_BUFFER_SIZE + 1024
+        )
+        self.source = make_source(self.cfg.source, self.cfg.printers, self)
+        await self.source.start()
+        from tornado.ioloop import PeriodicCallback
+
+        self._tasks = [
+            PeriodicCallback(self._tick, TICK_MS),
+            PeriodicCallback(self._reap, 5000),
+        ]
+        for task in self._tasks:
+            task.start()
+        _logger.info(
+            "FluxPrint hub on http://%s:%s (path %s), %d printer(s) via %s",
+            listen.host,
+            listen.port,
+            listen.path,
+            len(self.slots),
+            self.cfg.source,
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.stop()
+        _logger.info("Hub stopping: closing %d client(s)", self.engine.client_count())
+        if self.server is not None:
+            self.server.stop()
+        if self.engine.clients:
+            await self.engine.close_all("shutdown")
+        if self.source is not None:
+            await self.source.stop()
+        self.stopped.set()
+
+    def _stamp(self, body: dict) -> dict:
+        return {**body, "seq": next(self._seq), "ts": Clock.wall_ms(), "printer": "hub"}
+
+    async def _reap(self) -> None:
+        await self.engine.reap(time.monotonic())
+
+    # ~~ SourceEvents (on the loop)
+
+    def cursor(self, printer_id: str) -> int:
+        return self.slots[printer_id].state.last_seq
+
+    def on_link(self, printer_id: str, up: bool) -> None:
+        slot = self.slots[printer_id]
+        now = time.monotonic()
+        slot.liveness.up(now) if up else slot.liveness.down(now)
+        self._tick()
+
+    def on_connect_failed(self, printer_id: str, reason: str) -> None:
+        slot = self.slots[printer_id]
+        slot.liveness.connect_failed(time.monotonic())
+        _logger.debug("Printer %s: connect failed (%s)", printer_id, reason)
+        self._tick()
+
+    def on_message(self, printer_id: str, event: str, payload: Any) -> None:
+        slot = self.slots[printer_id]
+        slot.liveness.message(time.monotonic())
+        slot.state.on_payload(event, payload)
+
+    def on_resync(self, printer_id: str, oldest: Optional[int], last: int) -> int:
+        slot = self.slots[printer_id]
+        if last < slot.state.last_seq:
+            # the plugin's history restarted below what the hub relayed (a new
+            # install): start the mirror over
+            _logger.warning("Printer %s: its seq went back; refilling", printer_id)
+            slot.mirror = EventMirror()
+            slot.feed.log = slot.mirror
+            slot.state.sink.log = slot.mirror
+            slot.state.last_seq = 0
+        since = (oldest - 1) if oldest is not None else last
+        since = max(since, slot.state.last_seq)
+        slot.mirror.set_horizon(since)
+        _logger.info(
+            "Printer %s: resync from the plugin, resuming after %s", printer_id, since
+        )
+        return since
+
+    def on_synced(self, printer_id: str) -> None:
+        slot = self.slots[printer_id]
+        if not slot.ready.is_set():
+            _logger.info(
+                "Printer %s: mirror filled (%d durable events)",
+                printer_id,
+                slot.mirror.count(),
+            )
+        slot.ready.set()
+
+    # ~~ printer:printers
+
+    def printers_for(self, sid: str, now: float) -> dict:
+        keys = self.engine.namespace.visible(sid)
+        return {
+            "printers": [self.slots[k].describe(now) for k in keys if k in self.slots],
+            "ts": Clock.wall_ms(),
+        }
+
+    def _send_printers(self, sid: str) -> None:
+        self.engine.delivery.send_to(
+            sid, EV_PRINTERS, self.printers_for(sid, time.monotonic())
+        )
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        changed = set()
+        for pid, slot in self.slots.items():
+            state = slot.liveness.state(now)
+            if state != slot.shown:
+                if slot.shown:
+                    _logger.info("Printer %s: %s -> %s", pid, slot.shown, state)
+                slot.shown = state
+                changed.add(pid)
+        if not changed:
+            return
+        for sid in list(self.engine.clients):
+            visible = set(self.engine.namespace.visible(sid))
+            if visible & changed:
+                self._send_printers(sid)
+
+    def health(self) -> dict:
+        now = time.monotonic()
+        return {
+            "status": "ok",
+            "version": VERSION,
+            "socketio": {"clients": self.engine.client_count()},
+            "printers": {
+                pid: slot.liveness.state(now) for pid, slot in self.slots.items()
+            },
+        }
+
+
+class HealthHandler(tornado.web.RequestHandler):
+    def initialize(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def get(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.write(self.hub.health())

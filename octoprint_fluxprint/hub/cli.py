@@ -1,0 +1,79 @@
+"""``fluxprint-hub``: run the hub, check a config, or hash a token.
+
+fluxprint-hub --config hub.yaml          run
+fluxprint-hub --config hub.yaml --check  validate and exit (0 ok, 2 bad)
+fluxprint-hub hash-token                 read a token on stdin, print its sha256
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from typing import Optional
+
+from . import config as C
+
+EXIT_CONFIG = 2
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["hash-token"]:
+        token = sys.stdin.readline().strip()
+        if not token:
+            print("hash-token: give the token on stdin", file=sys.stderr)
+            return EXIT_CONFIG
+        print(C.hash_token(token))
+        return 0
+    parser = argparse.ArgumentParser(
+        prog="fluxprint-hub", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--config", "-c", required=True, help="the hub's YAML file")
+    parser.add_argument(
+        "--check", action="store_true", help="validate the config and exit"
+    )
+    args = parser.parse_args(argv)
+    try:
+        cfg = C.load(args.config)
+    except C.ConfigError as exc:
+        print(f"fluxprint-hub: bad config {args.config}:", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"  {line}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.check:
+        print(f"{args.config}: ok ({len(cfg.printers)} printer(s))")
+        return 0
+    logging.basicConfig(
+        level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("socketio").setLevel(logging.WARNING)
+    logging.getLogger("engineio").setLevel(logging.WARNING)
+    logging.getLogger("tornado.access").setLevel(logging.WARNING)
+    try:
+        asyncio.run(_serve(cfg))
+    except OSError as exc:
+        print(f"fluxprint-hub: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _serve(cfg: C.HubConfig) -> None:
+    from tornado.ioloop import IOLoop
+
+    from .app import Hub
+
+    hub = Hub(cfg)
+    await hub.start(IOLoop.current())
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task] = []
+
+    def request_stop() -> None:
+        if not stopping:
+            stopping.append(asyncio.ensure_future(hub.stop()))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, request_stop)
+    await hub.stopped.wait()

@@ -1,0 +1,217 @@
+"""The hub's configuration: one YAML file, checked by pydantic models that refuse
+unknown keys, with environment variables over it (docs/hub.md lists them).
+
+Errors name the key and what is wrong (``ConfigError``); the CLI prints them and
+exits non-zero.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import re
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PRINTER_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+DEFAULT_PLUGIN_PATH = "/plugin/fluxprint/socket.io/"
+ALL = "*"
+
+
+class ConfigError(Exception):
+    """A bad configuration; the message names each key and what is wrong."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Listen(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(5001, ge=1, le=65535)
+    path: str = "/socket.io/"
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with /")
+        return value if value.endswith("/") else value + "/"
+
+
+class Printer(Strict):
+    id: str = Field(pattern=PRINTER_ID)
+    url: str = Field(pattern=r"^https?://[^\s/]+(/.*)?$")
+    apikey: Optional[str] = Field(None, min_length=1, repr=False)
+    path: str = DEFAULT_PLUGIN_PATH
+
+    def __repr__(self) -> str:  # never the key
+        return f"Printer(id={self.id!r}, url={self.url!r})"
+
+
+class Profile(Strict):
+    keyframe: float = Field(0.0, ge=0, le=3600)  # status at least every K s (0: off)
+    one_printer: bool = False  # entries name their printer; one unless listed
+
+
+BUILTIN_PROFILES = {
+    # FluxStudio's relay cannot ask for keyframes and shows one printer
+    "fluxstudio": Profile(keyframe=5.0, one_printer=True),
+    # a dashboard asks for what it wants
+    "dashboard": Profile(),
+}
+
+
+class Trusted(Strict):
+    profile: str = "fluxstudio"
+    printers: Optional[list[str]] = None  # None: the profile's default
+
+
+class Token(Strict):
+    name: str = Field(min_length=1, max_length=64)
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", repr=False)
+    printers: list[str] = Field(default_factory=lambda: [ALL])
+    profile: str = "dashboard"
+
+    @field_validator("sha256")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+class Auth(Strict):
+    trusted_networks: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1"])
+    trusted: Trusted = Field(default_factory=Trusted)
+    tokens: list[Token] = Field(default_factory=list)
+    allowed_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"not a network: {net!r}") from None
+        return value
+
+
+class HubConfig(Strict):
+    listen: Listen = Field(default_factory=Listen)
+    source: Literal["direct"] = "direct"
+    printers: list[Printer] = Field(min_length=1)
+    auth: Auth = Field(default_factory=Auth)
+    profiles: dict[str, Profile] = Field(default_factory=dict)
+    stale_after: float = Field(5.0, gt=0, le=600)
+    offline_after: float = Field(10.0, gt=0, le=3600)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def profile(self, name: str) -> Profile:
+        return {**BUILTIN_PROFILES, **self.profiles}[name]
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def env_key(printer_id: str) -> str:
+    return "FLUXPRINT_HUB_APIKEY_" + re.sub(r"[^A-Z0-9]", "_", printer_id.upper())
+
+
+def _apply_env(raw: dict, env: dict) -> dict:
+    listen = (
+        raw.setdefault("listen", {}) if isinstance(raw.get("listen", {}), dict) else {}
+    )
+    for name, key in (("HOST", "host"), ("PORT", "port"), ("PATH", "path")):
+        value = env.get("FLUXPRINT_HUB_" + name)
+        if value:
+            listen[key] = value
+    nets = env.get("FLUXPRINT_HUB_TRUSTED_NETWORKS")
+    if nets is not None and isinstance(raw.setdefault("auth", {}), dict):
+        raw["auth"]["trusted_networks"] = [
+            n.strip() for n in nets.split(",") if n.strip()
+        ]
+    for printer in raw.get("printers") or []:
+        if isinstance(printer, dict) and isinstance(printer.get("id"), str):
+            value = env.get(env_key(printer["id"]))
+            if value:
+                printer["apikey"] = value
+    return raw
+
+
+def _errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{where}: {msg}")
+    return "\n".join(lines)
+
+
+def _check(cfg: HubConfig) -> list[str]:
+    problems = []
+    ids = [p.id for p in cfg.printers]
+    for i, pid in enumerate(ids):
+        if pid in ids[:i]:
+            problems.append(f"printers.{i}.id: duplicate printer id {pid!r}")
+    for i, p in enumerate(cfg.printers):
+        if not p.apikey:
+            problems.append(
+                f"printers.{i}.apikey: missing (set it here or in {env_key(p.id)})"
+            )
+    profiles = {**BUILTIN_PROFILES, **cfg.profiles}
+    entries = [("auth.trusted", cfg.auth.trusted.profile, cfg.auth.trusted.printers)]
+    entries += [
+        (f"auth.tokens.{i}", t.profile, t.printers) for i, t in enumerate(cfg.auth.tokens)
+    ]
+    for where, profile, printers in entries:
+        if profile not in profiles:
+            problems.append(
+                f"{where}.profile: unknown profile {profile!r} (known: {sorted(profiles)})"
+            )
+            continue
+        for name in printers or []:
+            if name != ALL and name not in ids:
+                problems.append(f"{where}.printers: unknown printer {name!r}")
+        if printers is None and profiles[profile].one_printer and len(ids) != 1:
+            problems.append(
+                f"{where}.printers: the {profile} profile sees one printer; name it"
+                " (or list the ones it may see)"
+            )
+    names = [t.name for t in cfg.auth.tokens]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            problems.append(f"auth.tokens.{i}.name: duplicate token name {name!r}")
+    return problems
+
+
+def parse(raw: Any, env: Optional[dict] = None) -> HubConfig:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("(top level): must be a mapping of keys")
+    raw = _apply_env(raw, dict(os.environ if env is None else env))
+    try:
+        cfg = HubConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_errors(exc)) from None
+    problems = _check(cfg)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return cfg
+
+
+def load(path: str, env: Optional[dict] = None) -> HubConfig:
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    return parse(raw, env)

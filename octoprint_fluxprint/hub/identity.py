@@ -1,0 +1,99 @@
+"""Who may connect to the hub: a hub token (``auth: {token}`` or ``X-Api-Key``),
+kept as a sha256 hash in the config and scoped to printers and a profile, or no
+credential at all from a trusted network. The decision is the engine's
+``core.auth.Decision``; tokens never show in logs or reprs."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ..core import auth as A
+from ..server.clock import remote_address
+from .config import ALL, HubConfig
+
+NO_CREDENTIALS = (
+    "missing credentials: connect with auth {token} (or X-Api-Key), or from a trusted"
+    " network"
+)
+INVALID_TOKEN = "invalid token"
+
+
+@dataclass(frozen=True)
+class HubUser:
+    name: str
+    printers: Optional[frozenset]  # None: every printer
+    keyframe: float  # the profile's status keyframe period (0: none)
+    profile: str
+
+    def get_id(self) -> str:
+        return self.name
+
+
+class HubIdentity:
+    def __init__(self, cfg: HubConfig):
+        self.networks = [
+            ipaddress.ip_network(n, strict=False) for n in cfg.auth.trusted_networks
+        ]
+        ids = [p.id for p in cfg.printers]
+
+        def scope(printers: Optional[list[str]], profile: str) -> Optional[frozenset]:
+            if printers is None:
+                return frozenset(ids[:1]) if cfg.profile(profile).one_printer else None
+            return None if ALL in printers else frozenset(printers)
+
+        trusted = cfg.auth.trusted
+        self.trusted = HubUser(
+            "trusted",
+            scope(trusted.printers, trusted.profile),
+            cfg.profile(trusted.profile).keyframe,
+            trusted.profile,
+        )
+        self.tokens = [
+            (
+                bytes.fromhex(t.sha256),
+                HubUser(
+                    "token:" + t.name,
+                    scope(t.printers, t.profile),
+                    cfg.profile(t.profile).keyframe,
+                    t.profile,
+                ),
+            )
+            for t in cfg.auth.tokens
+        ]
+
+    def is_trusted(self, remote: str) -> bool:
+        try:
+            address = ipaddress.ip_address(remote.split("%")[0])
+        except ValueError:
+            return False
+        if getattr(address, "ipv4_mapped", None) is not None:
+            address = address.ipv4_mapped
+        return any(address in net for net in self.networks)
+
+    def authenticate(self, auth: Any, environ: Mapping[str, Any]) -> A.Decision:
+        token: Any = None
+        if auth is not None:
+            if not isinstance(auth, Mapping):
+                return A.Decision(reason=A.MALFORMED)
+            token = auth.get("token")
+        if token is None or token == "":
+            token = environ.get("HTTP_X_API_KEY")
+        if token is None or token == "":
+            if self.is_trusted(remote_address(environ)):
+                return A.Decision(user=self.trusted)
+            return A.Decision(reason=NO_CREDENTIALS)
+        if not isinstance(token, str) or len(token) > A.MAX_KEY_LENGTH:
+            return A.Decision(reason=A.MALFORMED)
+        digest = hashlib.sha256(token.strip().encode()).digest()
+        found = None
+        for known, user in self.tokens:
+            if hmac.compare_digest(known, digest):
+                found = user
+        if found is None:
+            return A.Decision(reason=INVALID_TOKEN)
+        return A.Decision(user=found, credential=A.Credential("token", token))

@@ -1,0 +1,43 @@
+"""The source interface. A source delivers, on the hub's loop, each printer's
+messages as the plugin emitted them, in the plugin's seq order, resuming from the
+hub's cursor after any cut; the hub does everything else (relaying, the mirror,
+liveness, the clients).
+
+A ``redis`` source (issue 14) reads the same messages from Redis Streams with
+explicit last IDs derived from the same cursor; it calls the same callbacks.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Protocol
+
+
+class SourceEvents(Protocol):
+    """What the hub gives a source (all called on the hub's loop)."""
+
+    def cursor(self, printer_id: str) -> int:
+        """The highest seq the hub has relayed for the printer (resume after it)."""
+        ...
+
+    def on_link(self, printer_id: str, up: bool) -> None: ...
+
+    def on_connect_failed(self, printer_id: str, reason: str) -> None: ...
+
+    def on_message(self, printer_id: str, event: str, payload: Any) -> None: ...
+
+    def on_resync(self, printer_id: str, oldest: Optional[int], last: int) -> int:
+        """The cursor is older than the printer retains (or from another install):
+        the hub adjusts its mirror and returns the seq to resume after."""
+        ...
+
+    def on_synced(self, printer_id: str) -> None:
+        """Every durable event the printer retains up to now has been delivered."""
+        ...
+
+
+class Source(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def stats(self) -> dict: ...

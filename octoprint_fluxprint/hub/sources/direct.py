@@ -1,0 +1,174 @@
+"""The ``direct`` source: one python-socketio ``AsyncClient`` per printer, to its
+plugin's ``/ws/printing`` with that printer's API key.
+
+Per printer: connect with ``auth: {apikey, last_seq: cursor}`` (the plugin replays
+what the hub missed, then sends a fresh status: synced); on ``printer:resync``
+re-subscribe with ``since`` from what the plugin retains. Ask for status keyframes
+so a healthy feed is never silent (liveness). After any cut, reconnect with
+exponential backoff and jitter (``core.backoff``): an offline printer costs one
+attempt every ~15 s, never a storm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Optional
+
+import socketio
+
+from ...core import schema as S
+from ...core.backoff import Backoff
+from ...core.replay import DURABLE_EVENTS
+from .base import SourceEvents
+
+_logger = logging.getLogger(__name__)
+
+KEYFRAME = 2.0  # s: the plugin sends status at least this often
+CONNECT_TIMEOUT = 5.0
+
+
+class _Link:
+    def __init__(self, printer: Any, events: SourceEvents):
+        self.printer = printer
+        self.events = events
+        self.backoff = Backoff()
+        self.task: Optional[asyncio.Task] = None
+        self.client: Optional[socketio.AsyncClient] = None
+        self.closed = asyncio.Event()
+        self.synced = False
+        self.awaiting_since = False  # a resync was answered; wait for its replay
+        self.connects = 0
+        self.failures = 0
+
+    @property
+    def pid(self) -> str:
+        return self.printer.id
+
+    def _make_client(self) -> socketio.AsyncClient:
+        client = socketio.AsyncClient(
+            reconnection=False, logger=False, engineio_logger=False
+        )
+        ns = S.NAMESPACE
+
+        async def on_disconnect(*_args: Any) -> None:
+            self.closed.set()
+
+        async def on_any(event: str, data: Any = None) -> None:
+            self._message(event, data)
+
+        client.on("disconnect", on_disconnect, namespace=ns)
+        client.on("*", on_any, namespace=ns)
+        return client
+
+    def _message(self, event: str, data: Any) -> None:
+        events = self.events
+        if event == S.EV_RESYNC and isinstance(data, dict):
+            oldest = data.get("oldestSeq")
+            last = data.get("lastSeq") if isinstance(data.get("lastSeq"), int) else 0
+            since = events.on_resync(
+                self.pid, oldest if isinstance(oldest, int) else None, last
+            )
+            self.awaiting_since = True
+            asyncio.ensure_future(self._subscribe_since(since))
+            return
+        if event == S.EV_CLOSING:
+            _logger.info("Printer %s: its OctoPrint is closing the link", self.pid)
+            return
+        if self.awaiting_since and event not in DURABLE_EVENTS:
+            return  # the status after a resync would overtake the replay's seqs
+        events.on_message(self.pid, event, data)
+        if event == S.EV_STATUS and not self.synced and not self.awaiting_since:
+            # the plugin's fresh status comes after its replay
+            self.synced = True
+            events.on_synced(self.pid)
+
+    async def _subscribe_since(self, since: int) -> None:
+        client = self.client
+        if client is None:
+            return
+
+        def acked(*_args: Any) -> None:
+            self.awaiting_since = False  # the next status follows the replay
+
+        try:
+            await client.emit(
+                "printer:subscribe",
+                {"since": since},
+                namespace=S.NAMESPACE,
+                callback=acked,
+            )
+        except Exception:
+            _logger.debug("Printer %s: subscribe failed", self.pid, exc_info=True)
+
+    async def run(self) -> None:
+        printer = self.printer
+        while True:
+            self.closed.clear()
+            self.synced = self.awaiting_since = False
+            client = self.client = self._make_client()
+            cursor = self.events.cursor(self.pid)
+            try:
+                await client.connect(
+                    printer.url,
+                    socketio_path=printer.path,
+                    namespaces=[S.NAMESPACE],
+                    transports=["websocket"],
+                    auth={"apikey": printer.apikey, "last_seq": cursor},
+                    wait_timeout=CONNECT_TIMEOUT,
+                )
+            except Exception as exc:
+                self.failures += 1
+                # never the key: the exception text holds the URL at most
+                reason = type(exc).__name__
+                self.events.on_connect_failed(self.pid, reason)
+                await self._discard(client)
+                await asyncio.sleep(self.backoff.next_delay())
+                continue
+            self.connects += 1
+            started = time.monotonic()
+            _logger.info("Printer %s: linked (resuming after seq %s)", self.pid, cursor)
+            self.events.on_link(self.pid, True)
+            try:
+                await client.emit(
+                    "printer:subscribe", {"keyframe": KEYFRAME}, namespace=S.NAMESPACE
+                )
+            except Exception:
+                pass
+            await self.closed.wait()
+            self.events.on_link(self.pid, False)
+            _logger.info("Printer %s: link lost", self.pid)
+            await self._discard(client)
+            self.backoff.connected_for(time.monotonic() - started)
+            await asyncio.sleep(self.backoff.next_delay())
+
+    async def _discard(self, client: socketio.AsyncClient) -> None:
+        self.client = None
+        try:
+            await client.disconnect()
+        except Exception:
+            pass
+
+
+class DirectSource:
+    def __init__(self, printers: list, events: SourceEvents):
+        self.links = {p.id: _Link(p, events) for p in printers}
+
+    async def start(self) -> None:
+        for link in self.links.values():
+            link.task = asyncio.ensure_future(link.run())
+
+    async def stop(self) -> None:
+        for link in self.links.values():
+            if link.task is not None:
+                link.task.cancel()
+        for link in self.links.values():
+            if link.client is not None:
+                await link._discard(link.client)
+
+    def stats(self) -> dict:
+        return {
+            pid: {"connects": link.connects, "failures": link.failures}
+            for pid, link in self.links.items()
+        }

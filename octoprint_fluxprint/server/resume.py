@@ -1,0 +1,97 @@
+"""Resume, per printer: the durable events after a client's cursor from the feed's
+replay source, then a fresh status, then live (see core/replay.py for why the seam
+neither loses nor repeats). Used by the namespace for each printer a client joins
+or re-subscribes to with a cursor."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+from ..core import schema as S
+from ..core.replay import Plan, ReplaySession, plan_resume
+from .delivery import Delivery
+from .feeds import Feed
+from .sessions import Sessions
+
+REPLAY_PAGE = 500
+
+
+class Resumer:
+    def __init__(self, sessions: Sessions, delivery: Delivery):
+        self.sessions = sessions
+        self.delivery = delivery
+
+    async def resume(
+        self,
+        sid: str,
+        feed: Feed,
+        since: int,
+        join: Callable[[], list[tuple[str, dict]]],
+    ) -> None:
+        """``join`` (called on the loop once the replay is done) puts the client into
+        the feed's rooms if needed and returns what to send it next (a fresh status,
+        delta bases)."""
+        clients = self.sessions.clients
+        key = (sid, feed.key)
+        if feed.ready is not None and not feed.ready.is_set():
+            # the hub's mirror is still filling from the plugin: live durable events
+            # meanwhile are buffered, and the replay reads the complete mirror
+            self.delivery.replaying[key] = ReplaySession(since)
+            try:
+                await feed.ready.wait()
+            finally:
+                self.delivery.replaying.pop(key, None)
+            if sid not in clients:
+                return
+        log = feed.log
+        send_one = self.delivery.send_one
+        if plan_resume(since, log.horizon(), feed.issued()) is Plan.RESYNC:
+            body = {
+                "requested": since,
+                "oldestSeq": log.oldest_seq(),
+                "lastSeq": log.last_seq(),
+            }
+            send_one(sid, S.EV_RESYNC, feed.state.stamp(body))
+        else:
+            session = self.delivery.replaying[key] = ReplaySession(since)
+            try:
+                await self._replay(sid, feed, session, send_one)
+            finally:
+                self.delivery.replaying.pop(key, None)
+            if sid not in clients:
+                return
+            if session.overflow:
+                await self.sessions.close_transport(
+                    sid, "replay overflow, reconnect to resume"
+                )
+                return
+        if sid not in clients:
+            return
+        for event, payload in join():
+            # behind any durable event still waiting for its commit
+            self.delivery.send_to(sid, event, payload)
+
+    async def _replay(
+        self, sid: str, feed: Feed, session: ReplaySession, send_one: Any
+    ) -> None:
+        log = feed.log
+        loop = asyncio.get_running_loop()
+        clients = self.sessions.clients
+        while True:
+            if feed.blocking_log:
+                rows = await loop.run_in_executor(
+                    None, log.read_since, session.cursor, REPLAY_PAGE
+                )
+            else:  # in memory: read on the loop, nothing can slip in between
+                rows = log.read_since(session.cursor, REPLAY_PAGE)
+            if sid not in clients:
+                return
+            for _seq, event, payload in session.take_page(
+                (row.seq, row.event, row.payload) for row in rows
+            ):
+                send_one(sid, event, payload)
+            if len(rows) < REPLAY_PAGE:
+                break
+        for _seq, event, payload in session.finish():
+            send_one(sid, event, payload)
