@@ -108,11 +108,6 @@ def test_fluxstudio_relay_against_the_hub(octo, hub):
         relay.close()
 
 
-@pytest.mark.xfail(
-    reason="open: the resuming python client did not see job_complete within 120 s "
-    "after the hub restart (relay reconnect passes); under investigation",
-    strict=False,
-)
 def test_hub_restart_mid_print_relay_reconnects_and_nothing_durable_is_lost(octo, hub):
     relay = Relay(hub.url)
     client = HubClient(hub.url).start()
