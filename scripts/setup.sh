@@ -26,9 +26,9 @@ fi
 pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 "${pip[@]}" install --upgrade pip
 if [ "$want_test" = 1 ]; then
-  "${pip[@]}" install "$OCTOPRINT" -e ".[develop]"
+  "${pip[@]}" install "$OCTOPRINT" -e ".[develop,hub]"
 else
-  "${pip[@]}" install "$OCTOPRINT" -e .
+  "${pip[@]}" install "$OCTOPRINT" -e ".[hub]"
 fi
 "$VENV/bin/pip" check
 

@@ -67,6 +67,7 @@ class Delivery:
         self.direct_writes = 0  # broadcast frames written straight to a websocket
         self.queued_writes = 0  # ... and put on engine.io's queue
         self.fanout = Durations()  # per broadcast: emit to the last client's write
+        self.seam_duplicates = 0  # durable events a replay had sent already: dropped
         # deflate_shared: one compressor per cohort (clients in the same rooms)
         self.shared = SharedStreams(time.monotonic)
         self._rooms_of: dict[str, set[str]] = {}
@@ -170,11 +171,21 @@ class Delivery:
         for sid, eio_sid in participants:
             session = self.replaying.get((sid, item.feed))
             if session is not None:
-                if durable:
-                    session.offer_live((seq, item.event, item.payload))
-                if sid in on_stream:
-                    self.shared.diverge(sid)  # it gets this later, on its own
-                continue
+                if not session.live:
+                    # replaying: durable events are buffered and sent after the
+                    # pages, the rest is skipped (a fresh status follows)
+                    if durable:
+                        session.offer_live((seq, item.event, item.payload))
+                    if sid in on_stream:
+                        self.shared.diverge(sid)  # it gets this later, on its own
+                    continue
+                if durable and not session.offer_live((seq, item.event, item.payload)):
+                    # the replay sent it already: its row was read after the commit
+                    # and before this, its on_durable hop, reached the loop
+                    self.seam_duplicates += 1
+                    if sid in on_stream:
+                        self.shared.diverge(sid)
+                    continue
             messages, nbytes = self._measure(eio_sid)
             verdict = self.budgets.offer(
                 sid, item.event, item.payload, durable, messages, nbytes

@@ -161,21 +161,26 @@ class Namespace:
         info = self.sessions.clients[sid]
         info.extra["feeds"].add(key)
 
-        def add() -> list[tuple[str, dict]]:
-            state = feed.state
+        state = feed.state
+
+        def enter() -> dict:
             status = state.add_client(sid)
             keyframe = info.extra.get("keyframe")
             if keyframe:  # the client's profile (fluxstudio: 5 s)
                 state.subscribe(sid, S.SubscribeRequest(keyframe=keyframe))
             if request is not None:
                 state.subscribe(sid, request)
-            return [(S.EV_STATUS, status)]
+            return status
 
         if since is not None and feed.log is not None:
-            asyncio.ensure_future(self.resumer.resume(sid, feed, since, add))
+            # in the rooms before the replay's first read; the status after it
+            asyncio.ensure_future(
+                self.resumer.resume(
+                    sid, feed, since, lambda: state.after_replay(sid), enter
+                )
+            )
             return
-        for event, payload in add():
-            self.delivery.send_to(sid, event, payload)
+        self.delivery.send_to(sid, S.EV_STATUS, enter())
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
         info = self.sessions.clients.pop(sid, None)
@@ -191,8 +196,14 @@ class Namespace:
     # ~~ client requests
 
     def _ready(self, sid: str) -> list[str]:
-        """The feeds the client is in the rooms of (empty: not ready)."""
-        return [k for k in self._mine(sid) if sid in self.feeds[k].state.subs]
+        """The feeds the client is in the rooms of and not still joining by a
+        replay (empty: not ready)."""
+        joining = self.resumer.joining
+        return [
+            k
+            for k in self._mine(sid)
+            if sid in self.feeds[k].state.subs and (sid, k) not in joining
+        ]
 
     async def _on_subscribe(self, sid: str, data: Any = None) -> dict:
         joined = self._ready(sid)

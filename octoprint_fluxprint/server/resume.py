@@ -6,7 +6,7 @@ or re-subscribes to with a cursor."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from ..core import schema as S
 from ..core.replay import Plan, ReplaySession, plan_resume
@@ -21,32 +21,67 @@ class Resumer:
     def __init__(self, sessions: Sessions, delivery: Delivery):
         self.sessions = sessions
         self.delivery = delivery
+        # (sid, feed) resuming after a connect with a cursor: in the feed's rooms
+        # already, but not ready for printer:subscribe until its status is out
+        self.joining: set[tuple[str, str]] = set()
 
     async def resume(
         self,
         sid: str,
         feed: Feed,
         since: int,
-        join: Callable[[], list[tuple[str, dict]]],
+        then: Callable[[], list[tuple[str, dict]]],
+        enter: Optional[Callable[[], Any]] = None,
     ) -> None:
-        """``join`` (called on the loop once the replay is done) puts the client into
-        the feed's rooms if needed and returns what to send it next (a fresh status,
-        delta bases)."""
+        """``enter`` (a client that connected with a cursor) puts it into the feed's
+        rooms *before* the first read, so every durable event emitted from then on
+        reaches its replay session; ``then`` (on the loop once the replay is done)
+        returns what to send it next (a fresh status, delta bases).
+
+        The session stays, live, after the replay, until the client leaves or
+        resumes again: a durable event the pages held may still be on its way to the
+        room (committed, its on_durable hop to the loop not run yet), and
+        ``offer_live`` drops it instead of sending it twice."""
         clients = self.sessions.clients
         key = (sid, feed.key)
+        if sid not in clients:
+            return  # gone before its resume started: joins nothing
+        if enter is not None:
+            self.joining.add(key)
+        try:
+            await self._resume(sid, feed, since, then, enter)
+        finally:
+            self.joining.discard(key)
+
+    async def _resume(
+        self,
+        sid: str,
+        feed: Feed,
+        since: int,
+        then: Callable[[], list[tuple[str, dict]]],
+        enter: Optional[Callable[[], Any]],
+    ) -> None:
+        clients = self.sessions.clients
+        key = (sid, feed.key)
+        replaying = self.delivery.replaying
         if feed.ready is not None and not feed.ready.is_set():
             # the hub's mirror is still filling from the plugin: live durable events
             # meanwhile are buffered, and the replay reads the complete mirror
-            self.delivery.replaying[key] = ReplaySession(since)
+            replaying[key] = ReplaySession(since)
+            if enter is not None:
+                enter()
+                enter = None
             try:
                 await feed.ready.wait()
             finally:
-                self.delivery.replaying.pop(key, None)
+                replaying.pop(key, None)
             if sid not in clients:
                 return
         log = feed.log
         send_one = self.delivery.send_one
         if plan_resume(since, log.horizon(), feed.issued()) is Plan.RESYNC:
+            if enter is not None:
+                enter()
             body = {
                 "requested": since,
                 "oldestSeq": log.oldest_seq(),
@@ -54,11 +89,16 @@ class Resumer:
             }
             send_one(sid, S.EV_RESYNC, feed.state.stamp(body))
         else:
-            session = self.delivery.replaying[key] = ReplaySession(since)
+            session = replaying[key] = ReplaySession(since)
+            if enter is not None:
+                enter()
+            done = False
             try:
                 await self._replay(sid, feed, session, send_one)
+                done = sid in clients and not session.overflow
             finally:
-                self.delivery.replaying.pop(key, None)
+                if not done and replaying.get(key) is session:
+                    replaying.pop(key, None)
             if sid not in clients:
                 return
             if session.overflow:
@@ -68,7 +108,7 @@ class Resumer:
                 return
         if sid not in clients:
             return
-        for event, payload in join():
+        for event, payload in then():
             # behind any durable event still waiting for its commit
             self.delivery.send_to(sid, event, payload)
 

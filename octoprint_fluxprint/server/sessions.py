@@ -115,7 +115,10 @@ class Sessions:
         except Exception:
             _logger.debug("Telling %s why failed", sid, exc_info=True)
         if eio_sid:
-            await self.close_eio(eio_sid, code=GOING_AWAY)
+            # no engine.io CLOSE packet either: python-engineio's client takes one as
+            # a server disconnect and does not reconnect; a transport that just
+            # ends is what every client reconnects after
+            await self.close_eio(eio_sid, code=GOING_AWAY, abort=True)
 
     async def drop(self, sid: str, reason: str) -> None:
         """Disconnects a client whose credentials no longer hold, that floods or that
@@ -129,7 +132,9 @@ class Sessions:
         if eio_sid:
             await self.close_eio(eio_sid)
 
-    async def close_eio(self, eio_sid: str, code: int = POLICY_VIOLATION) -> None:
+    async def close_eio(
+        self, eio_sid: str, code: int = POLICY_VIOLATION, abort: bool = False
+    ) -> None:
         """Ends an engine.io session and its websocket: engine.io only sends a CLOSE
         packet, and a hostile client would keep the TCP connection until the ping
         timeout. The CLOSE is queued behind printer:closing."""
@@ -138,15 +143,11 @@ class Sessions:
             (self.sio.environ.get(eio_sid) or {}).get("tornado.handler"),
         }
         socket = self.sio.eio.sockets.get(eio_sid)
-        websocket = any(getattr(h, "ws_connection", None) is not None for h in handlers)
         try:
             if socket is not None:
                 # not eio.disconnect(): it waits for the packet queue to drain, which
-                # a polling client that never polls again never does. A reconnectable
-                # close of a websocket sends no engine.io CLOSE packet: the closed
-                # socket says it, and python-engineio takes a CLOSE packet as "server
-                # disconnect" and never reconnects (socket.io-client does either way)
-                await socket.close(wait=False, abort=code == GOING_AWAY and websocket)
+                # a polling client that never polls again never does
+                await socket.close(wait=False, abort=abort)
         except Exception:
             _logger.debug("Closing engine.io session %s failed", eio_sid, exc_info=True)
         self.sio.eio.sockets.pop(eio_sid, None)

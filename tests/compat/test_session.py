@@ -16,6 +16,7 @@ from octoserver import OctoServer, gcode_file
 
 from octoprint_fluxprint.client import FluxPrintClient
 from octoprint_fluxprint.core.replay import DURABLE_EVENTS
+from tests.harness.jobs import job_command, wait_job
 
 pytestmark = pytest.mark.integration
 
@@ -54,25 +55,6 @@ def server(tmp_path_factory):
         srv.stop()
 
 
-def wait_job(octo, pred, timeout=60.0) -> str:
-    end = time.monotonic() + timeout
-    state = ""
-    while time.monotonic() < end:
-        state = octo.api("GET", "/api/job").json()["state"]
-        if pred(state):
-            return state
-        time.sleep(0.1)
-    raise TimeoutError(state)
-
-
-def job(octo, command, action=None):
-    body = (
-        {"command": command} if action is None else {"command": command, "action": action}
-    )
-    r = octo.api("POST", "/api/job", json=body)
-    assert r.status_code == 204, r.text
-
-
 def test_scripted_session_record(server):
     octo = server
     client = FluxPrintClient(octo.url, octo.apikey, record=True, rest_interval=0)
@@ -86,12 +68,12 @@ def test_scripted_session_record(server):
         octo.upload("compat-cancel.gcode", gcode_file(3000), print_=True)
         wait_job(octo, lambda s: s.startswith("Printing"))
         time.sleep(1)
-        job(octo, "pause", "pause")
+        job_command(octo, "pause", "pause")
         wait_job(octo, lambda s: s == "Paused")
-        job(octo, "pause", "resume")
+        job_command(octo, "pause", "resume")
         wait_job(octo, lambda s: s.startswith("Printing"))
         time.sleep(0.5)
-        job(octo, "cancel")
+        job_command(octo, "cancel")
         wait_job(octo, lambda s: s == "Operational")
         time.sleep(1)
         octo.upload("compat-error.gcode", gcode_file(3000), print_=True)

@@ -34,6 +34,7 @@ import requests
 
 from octoprint_fluxprint.client import FluxPrintClient
 from octoprint_fluxprint.core.replay import DURABLE_EVENTS
+from tests.harness.jobs import job_command, wait_job
 from tests.tools.chaosproxy import ChaosProxy
 
 pytestmark = pytest.mark.integration
@@ -145,33 +146,11 @@ def status_seq(octo) -> int:
     return r.json()["seq"]
 
 
-def job_state(octo) -> str:
-    return octo.api("GET", "/api/job").json()["state"]
-
-
-def wait_job(octo, predicate, timeout: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout
-    state = ""
-    while time.monotonic() < deadline:
-        state = job_state(octo)
-        if predicate(state):
-            return state
-        time.sleep(0.1)
-    raise TimeoutError(f"job state {state!r}")
-
-
 def start_print(octo, name: str, lines: int) -> None:
     from octoserver import gcode_file
 
     octo.upload(name, gcode_file(lines), print_=True)
     wait_job(octo, lambda s: s.startswith("Printing"), 20)
-
-
-def job_command(octo, command: str, action: Optional[str] = None) -> None:
-    body = {"command": command}
-    if action:
-        body["action"] = action
-    octo.api("POST", "/api/job", json=body).raise_for_status()
 
 
 def fatal_error(octo) -> None:

@@ -22,6 +22,8 @@ from harness.fluxstudio import Browser, Relay, fluxprint_records, from_fluxprint
 from harness.validate import validate_records
 from octoserver import gcode_file
 
+from tests.harness.jobs import wait_job
+
 pytestmark = pytest.mark.integration
 
 DEFAULTS = {
@@ -129,17 +131,6 @@ def fluxstudio(octo, event_schema, artifacts_dir, request):
 
 def received_at(line: dict) -> float:
     return line["t"] / 1000
-
-
-def wait_job(octo, predicate, timeout: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout
-    state = ""
-    while time.monotonic() < deadline:
-        state = octo.api("GET", "/api/job").json()["state"]
-        if predicate(state):
-            return state
-        time.sleep(0.1)
-    raise TimeoutError(f"job state {state!r}")
 
 
 # ~~ request_status, one status on connect, keyframes

@@ -29,6 +29,7 @@ from harness.fluxstudio import PLUGIN_PATH, Browser, Proc, Relay, from_fluxprint
 from octoserver import gcode_file
 
 from octoprint_fluxprint.core.replay import DURABLE_EVENTS
+from tests.harness.jobs import job_command, wait_job
 from tests.tools.chaosproxy import ChaosProxy
 
 pytestmark = pytest.mark.integration
@@ -125,14 +126,20 @@ def logged(octo, since: int) -> list[tuple[int, str]]:
     return [(int(seq), event) for seq, event in rows]
 
 
-def wait_lossless(client: Plain, octo, since: int, timeout: float = 30.0) -> list:
+def wait_lossless(
+    client: Plain, octo, since: int, timeout: float = 30.0, last: str = ""
+) -> list:
     """Waits until the client holds exactly the logged durable events after
-    ``since``, each once, in order."""
+    ``since``, each once, in order (and, with ``last``, until the log holds that
+    event: OctoPrint's state can say Operational before the job's end is logged)."""
     deadline = time.monotonic() + timeout
     want: list = []
     got: list = []
     while time.monotonic() < deadline:
         want = logged(octo, since)
+        if last and last not in [event for _, event in want]:
+            time.sleep(0.3)
+            continue
         got = [d for d in client.durable() if d[0] > since]
         if got == want:
             return want
@@ -152,22 +159,6 @@ def health(octo, detail: bool = False) -> dict:
         r = requests.get(octo.url + "/plugin/fluxprint/health", timeout=5)
     r.raise_for_status()
     return r.json()
-
-
-def wait_job(octo, predicate, timeout: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout
-    state = ""
-    while time.monotonic() < deadline:
-        state = octo.api("GET", "/api/job").json()["state"]
-        if predicate(state):
-            return state
-        time.sleep(0.1)
-    raise TimeoutError(f"job state {state!r}")
-
-
-def job_command(octo, command: str, action: Optional[str] = None) -> None:
-    body = {"command": command, **({"action": action} if action else {})}
-    octo.api("POST", "/api/job", json=body).raise_for_status()
 
 
 def report(artifacts_dir: str, name: str, data: dict) -> None:
@@ -428,7 +419,7 @@ def test_over_budget_client_is_closed_and_comes_back(running, logs, artifacts_di
         assert auths[-1]["last_seq"] >= seen_before
         job_command(octo, "cancel")
         wait_job(octo, lambda s: s == "Operational", 30)
-        got = wait_lossless(plain, octo, start)
+        got = wait_lossless(plain, octo, start, last="printer:job_failed")
         names = [e for _, e in got]
         assert "printer:job_paused" in names and "printer:job_resumed" in names
         assert "printer:job_failed" in names
