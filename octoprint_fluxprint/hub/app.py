@@ -42,6 +42,7 @@ class PrinterSlot:
         self.id = pid
         self.mirror = EventMirror()
         self.state = RelayedPrinter(hub.engine.feed_sink(pid, self.mirror), Clock(), pid)
+        self.state.ask_status = lambda: hub.source and hub.source.request_status(pid)
         self.ready = asyncio.Event()
         self.liveness = Liveness(hub.cfg.stale_after, hub.cfg.offline_after)
         self.feed = Feed(
