@@ -86,7 +86,11 @@ class Hub:
     async def start(self, loop: Any) -> None:
         engine = self.engine
         engine.start(loop, stamp=self._stamp)
-        engine.set_security(RL.Limits(), self.cfg.auth.allowed_origins)
+        limits = RL.Limits(
+            max_connections=self.cfg.limits.max_connections,
+            max_connections_per_user=self.cfg.limits.max_connections_per_user,
+        )
+        engine.set_security(limits, self.cfg.auth.allowed_origins)
         for printer in self.cfg.printers:
             slot = self.slots[printer.id] = PrinterSlot(self, printer.id)
             engine.add_feed(slot.feed)
