@@ -84,7 +84,9 @@ function openFluxPrint() {
     socket.onAny((event, payload) => {
       if (!win) return;
       const trace = payload && payload.trace;
-      if (trace && trace.cb_ns > 0) {
+      // latencyPrinter (the hub bench): latency of that printer's messages only
+      const timed = !opts.latencyPrinter || payload?.printer === opts.latencyPrinter;
+      if (trace && trace.cb_ns > 0 && timed) {
         const recv = nowMs();
         record(event, recv - trace.cb_ns / 1e6, recv - trace.emit_ns / 1e6);
       } else {
