@@ -3,7 +3,7 @@
 // counted as OctoPrint's).
 //
 //   node loadgen.mjs '{"mode": "fluxprint"|"sockjs"|"rest", "url": "http://127.0.0.1:5000",
-//                      "apikey": "...", "auth": "name:session", "subscribe": {...},
+//                      "apikey": "..." (none: the hub's trusted loopback), "path": "...", "auth": "name:session", "subscribe": {...},
 //                      "sockjsSubscribe": {...}}'
 //
 // stdin:  {"op": "grow", "n": 100}      open clients until 100 are connected
@@ -57,8 +57,9 @@ function record(event, latMs, emitLatMs) {
 function openFluxPrint() {
   return new Promise((resolve) => {
     const socket = io(opts.url + "/ws/printing", {
-      path: "/plugin/fluxprint/socket.io/",
-      auth: { apikey: opts.apikey },
+      // the hub (bench/hub.py): its own path, and no credentials from loopback
+      path: opts.path ?? "/plugin/fluxprint/socket.io/",
+      auth: opts.apikey ? { apikey: opts.apikey } : {},
       transports: ["websocket"],
       reconnection: false,
       forceNew: true,
@@ -83,7 +84,9 @@ function openFluxPrint() {
     socket.onAny((event, payload) => {
       if (!win) return;
       const trace = payload && payload.trace;
-      if (trace && trace.cb_ns > 0) {
+      // latencyPrinter (the hub bench): latency of that printer's messages only
+      const timed = !opts.latencyPrinter || payload?.printer === opts.latencyPrinter;
+      if (trace && trace.cb_ns > 0 && timed) {
         const recv = nowMs();
         record(event, recv - trace.cb_ns / 1e6, recv - trace.emit_ns / 1e6);
       } else {

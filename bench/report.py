@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Optional
 
 from .analysis import analyse
@@ -543,5 +544,15 @@ def write_report(results: dict, md: str, img: str) -> None:
         with open(NOTES) as fh:
             add(fh.read())
     os.makedirs(os.path.dirname(md), exist_ok=True)
+    # sections other runs write (bench.stream, bench.hub) stay, after the report
+    kept = ""
+    if os.path.exists(md):
+        with open(md) as fh:
+            kept = "\n\n".join(
+                m.group(0)
+                for m in re.finditer(
+                    r"<!-- (\w+):begin -->.*?<!-- \1:end -->", fh.read(), re.DOTALL
+                )
+            )
     with open(md, "w") as fh:
-        fh.write("\n".join(L).rstrip() + "\n")
+        fh.write("\n".join(L).rstrip() + "\n" + (f"\n{kept}\n" if kept else ""))

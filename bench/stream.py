@@ -299,11 +299,11 @@ def _cell(kinds_: dict, label: str, n: int) -> Optional[dict]:
     return None if not c or "error" in c else c
 
 
-def write_section(md_path: str, section: str) -> None:
+def write_section(md_path: str, section: str, begin: str = BEGIN, end: str = END) -> None:
     text = open(md_path).read() if os.path.exists(md_path) else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1]
         text = head + section + tail
     else:
         text = text.rstrip() + "\n\n" + section + "\n"

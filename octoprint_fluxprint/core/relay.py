@@ -2,18 +2,28 @@
 ``seq``, ``ts`` and ``printer``) through the same rooms, coalescers and keyframes
 as the plugin's own state. Pure; runs on the hub's loop.
 
-The plugin is the truth: nothing here allocates a seq. What the hub says of its own
-(a status for a new client, a keyframe, a resync) carries the printer's last relayed
-seq, so a client's seq never goes backwards (it may repeat on such a message).
+The plugin is the truth: nothing here allocates a seq, and each client's seq per
+printer strictly increases, the hub's own messages included:
+
+- a new client gets the latest status as relayed (its own seq: everything relayed
+  after the join is above it);
+- a status after a replay, or an answer to ``printer:request_status`` without an
+  ack, is the plugin's next status, asked for upstream (``ask_status``) and sent to
+  those waiting when it is relayed (above everything they got);
+- keyframes are relayed statuses (the source has the plugin send one at least every
+  few seconds); a keyframe room the plugin left silent asks upstream, and sends
+  nothing made up;
+- a resync carries the last relayed seq; the status after it is the plugin's next.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from . import schema as S
 from . import shaping as shape
+from .coalesce import Sample
 from .rooms import Clock, Rooms, Sink
 
 META = ("seq", "ts", "printer", "trace")
@@ -38,6 +48,11 @@ class RelayedPrinter(Rooms):
         self.latest: dict[str, dict] = {}  # event -> latest telemetry payload
         self.relayed = 0
         self.duplicates = 0
+        # clients owed the plugin's next status, and how to ask the plugin for one
+        self.waiting: set[str] = set()
+        self.ask_status: Callable[[], None] = lambda: None
+        self.asked = 0
+        self._due: set[str] = set()  # keyframe rooms the plugin left silent
 
     def _no_seq(self) -> int:  # the plugin allocates; Rooms asks only via _meta
         return self.last_seq
@@ -76,11 +91,77 @@ class RelayedPrinter(Rooms):
                 **self.status,
                 "connection": {k: payload.get(k) for k in keys},
             }
-        if channel in ("status", "temperature", "progress"):
+        if event == S.EV_STATUS:
+            self._relay_status(payload, ts)
+        elif channel in ("temperature", "progress"):
             self._offer(channel, event, payload, ts * 1_000_000)
         else:
             self._emit(event, payload, ts, channel)
         return True
+
+    def _relay_status(self, payload: dict, ts: int) -> None:
+        """To the status rooms (a due keyframe room at once), then to the clients
+        owed a status that no room gave it to."""
+        got: set[str] = set()
+        if "status" in self.enabled:
+            now = self.clock.monotonic()
+            sample = Sample(payload, ts, ts * 1_000_000)
+            for group in [g for g in self.groups.values() if g.channel == "status"]:
+                due = group.room in self._due
+                self._due.discard(group.room)
+                sent = group.sent
+                decision = group.coalescer.offer(sample, now, force=due)
+                self._apply(group, S.EV_STATUS, decision, now)
+                if group.sent > sent or group.coalescer.pending is sample:
+                    got |= group.members  # sent, or held for the room's interval
+                if group.sent > sent:
+                    group.keyframes += due
+                    self._arm_keyframe(group)
+        waiting, self.waiting = self.waiting, set()
+        for sid in sorted(waiting - got):
+            if sid in self.subs:
+                self.sink.send_to(sid, S.EV_STATUS, payload)
+
+    def status_later(self, sid: str) -> None:
+        """``sid`` gets the plugin's next status (a seq above all it has)."""
+        first = not self.waiting
+        self.waiting.add(sid)
+        if first:
+            self.asked += 1
+            self.ask_status()
+
+    # ~~ clients (Rooms' own, with statuses that keep each client's seq rising)
+
+    def add_client(self, sid: str) -> dict:
+        """The latest status as relayed: nothing the client gets later is below it.
+        (A client joining by a replay gets its status from ``after_replay``.)"""
+        rooms = self.subs.add(sid)
+        self._move(sid, set(), rooms)
+        if self.status is None:
+            return self.status_body()  # nothing relayed yet: the last seq at most
+        return dict(self.status)
+
+    def remove_client(self, sid: str) -> None:
+        super().remove_client(sid)
+        self.waiting.discard(sid)
+
+    def after_replay(self, sid: str) -> list[tuple[str, dict]]:
+        self.status_later(sid)  # above the replay's and the live events' seqs
+        return []
+
+    def _keyframe(self, room: str) -> None:
+        """No status for K seconds (the plugin is silent: stale): ask it, and let
+        the room's next relayed status through at once. Nothing is made up."""
+        group = self.groups.get(room)
+        if group is None:
+            return
+        group.keyframe_timer = None
+        if room not in self._due:
+            self._due.add(room)
+            self.asked += 1
+            self.ask_status()
+        when = self.clock.monotonic() + group.keyframe
+        group.keyframe_timer = self.sink.call_at(when, lambda: self._keyframe(room))
 
     # ~~ payloads (what Rooms asks for)
 

@@ -46,6 +46,7 @@ EV_JOB_FAILED = "printer:job_failed"
 EV_CONNECTION = "printer:connection"
 EV_RESYNC = "printer:resync"
 EV_CLOSING = "printer:closing"
+EV_PRINTERS = "printer:printers"  # the hub only
 MAX_HISTORY_MINUTES = 30.0  # what OctoPrint keeps by default (temperature.cutoff)
 
 CHANNEL_OF_EVENT = {
@@ -208,6 +209,21 @@ class ClosingEvent(Meta):
     reason: str
 
 
+class PrinterEntry(Payload):
+    id: str = Field(description="The printer id, as in every payload's printer")
+    state: Literal["online", "stale", "offline"] = Field(description="The hub's link")
+    connection: Optional[str] = Field(description="OctoPrint's serial link, if known")
+    lastSeq: int = Field(ge=0, description="The highest seq the hub relayed")
+    synced: bool = Field(description="The hub's mirror holds the plugin's log")
+
+
+class PrintersEvent(Payload):
+    """The hub only: the printers a client may see, on connect and on change."""
+
+    printers: list[PrinterEntry]
+    ts: int = Field(ge=0, description="Epoch milliseconds")
+
+
 # ~~ deltas (opt-in: printer:subscribe {"delta": true})
 
 
@@ -259,6 +275,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     EV_CONNECTION: ConnectionEvent,
     EV_RESYNC: ResyncEvent,
     EV_CLOSING: ClosingEvent,
+    EV_PRINTERS: PrintersEvent,
 }
 
 
@@ -357,50 +374,3 @@ def parse_client_payload(model: type[BaseModel], data: Any) -> Any:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ClientError(_first_error(exc)) from None
-
-
-# ~~ JSON Schema
-
-
-def events_json_schema() -> dict[str, Any]:
-    """One JSON Schema document with a definition per event name."""
-    defs: dict[str, Any] = {}
-    events: dict[str, Any] = {}
-    for name, model in EVENT_MODELS.items():
-        schema = model.model_json_schema(
-            ref_template="#/$defs/{model}", mode="serialization"
-        )
-        defs.update(schema.pop("$defs", {}))
-        if "trace" in schema.get("required", ()):
-            schema["required"].remove("trace")  # only present when tracing is on
-        defs[model.__name__] = schema
-        events[name] = {"$ref": f"#/$defs/{model.__name__}"}
-    for name, model in DELTA_MODELS.items():
-        schema = model.model_json_schema(
-            ref_template="#/$defs/{model}", mode="serialization"
-        )
-        defs.update(schema.pop("$defs", {}))
-        defs[model.__name__] = schema
-        events[name] = {"anyOf": [events[name], {"$ref": f"#/$defs/{model.__name__}"}]}
-    client: dict[str, Any] = {}
-    for name, model in (
-        ("printer:subscribe", SubscribeRequest),
-        ("printer:unsubscribe", UnsubscribeRequest),
-    ):
-        schema = model.model_json_schema(ref_template="#/$defs/{model}")
-        defs.update(schema.pop("$defs", {}))
-        defs[model.__name__] = schema
-        client[name] = {"$ref": f"#/$defs/{model.__name__}"}
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://fluxprint.invalid/schemas/events.schema.json",
-        "title": "FluxPrint Socket.IO events",
-        "description": f"Namespace {NAMESPACE}, path {SOCKETIO_PATH}",
-        "events": events,
-        "client_events": client,
-        "$defs": defs,
-    }
-
-
-def dump_schema() -> str:
-    return json.dumps(events_json_schema(), indent=2, sort_keys=True) + "\n"

@@ -14,6 +14,7 @@ from typing import Any, Optional
 import tornado.web
 
 from ..core import ratelimit as RL
+from ..core import schema as S
 from ..core.liveness import Liveness
 from ..core.mirror import EventMirror
 from ..core.relay import RelayedPrinter
@@ -26,7 +27,7 @@ from .sources import make_source
 
 _logger = logging.getLogger("fluxprint.hub")
 
-EV_PRINTERS = "printer:printers"
+EV_PRINTERS = S.EV_PRINTERS
 try:
     VERSION = importlib.metadata.version("OctoPrint-FluxPrint")
 except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a source tree
@@ -41,6 +42,7 @@ class PrinterSlot:
         self.id = pid
         self.mirror = EventMirror()
         self.state = RelayedPrinter(hub.engine.feed_sink(pid, self.mirror), Clock(), pid)
+        self.state.ask_status = lambda: hub.source and hub.source.request_status(pid)
         self.ready = asyncio.Event()
         self.liveness = Liveness(hub.cfg.stale_after, hub.cfg.offline_after)
         self.feed = Feed(
@@ -84,7 +86,11 @@ class Hub:
     async def start(self, loop: Any) -> None:
         engine = self.engine
         engine.start(loop, stamp=self._stamp)
-        engine.set_security(RL.Limits(), self.cfg.auth.allowed_origins)
+        limits = RL.Limits(
+            max_connections=self.cfg.limits.max_connections,
+            max_connections_per_user=self.cfg.limits.max_connections_per_user,
+        )
+        engine.set_security(limits, self.cfg.auth.allowed_origins)
         for printer in self.cfg.printers:
             slot = self.slots[printer.id] = PrinterSlot(self, printer.id)
             engine.add_feed(slot.feed)

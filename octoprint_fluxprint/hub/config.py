@@ -99,12 +99,20 @@ class Auth(Strict):
         return value
 
 
+class HubLimits(Strict):
+    """Connections the hub admits (a hub serves farms: more than the plugin's)."""
+
+    max_connections: int = Field(2000, ge=1, le=100_000)
+    max_connections_per_user: int = Field(1000, ge=1, le=100_000)
+
+
 class HubConfig(Strict):
     listen: Listen = Field(default_factory=Listen)
     source: Literal["direct"] = "direct"
     printers: list[Printer] = Field(min_length=1)
     auth: Auth = Field(default_factory=Auth)
     profiles: dict[str, Profile] = Field(default_factory=dict)
+    limits: HubLimits = Field(default_factory=HubLimits)
     stale_after: float = Field(5.0, gt=0, le=600)
     offline_after: float = Field(10.0, gt=0, le=3600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -1,5 +1,5 @@
 """The shipped JSON Schema of every FluxPrint event (``events.schema.json``),
-generated from the pydantic models in ``octoprint_fluxprint.schema``:
+generated from the pydantic models in ``core.schema`` by ``core.schemadoc``:
 
     python -m octoprint_fluxprint.schemas > octoprint_fluxprint/schemas/events.schema.json
 """

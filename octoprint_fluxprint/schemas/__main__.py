@@ -1,5 +1,5 @@
 import sys
 
-from ..core.schema import dump_schema
+from ..core.schemadoc import dump_schema
 
 sys.stdout.write(dump_schema())

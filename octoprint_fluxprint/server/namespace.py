@@ -284,12 +284,16 @@ class Namespace:
             return {"ok": False, "error": "printer:request_status takes no payload"}
         statuses = {}
         for key in joined:
-            status = statuses[self.feeds[key].name] = self.feeds[
-                key
-            ].state.status_payload()
+            state = self.feeds[key].state
+            status = statuses[self.feeds[key].name] = state.status_payload()
             if not ACK_WANTED.get():
-                # asked without an ack (FluxStudio's relay): the answer is an event
-                self.delivery.send_to(sid, S.EV_STATUS, status)
+                # asked without an ack (FluxStudio's relay): the answer is an event;
+                # at the hub, the plugin's next status (a seq above all sent)
+                later = getattr(state, "status_later", None)
+                if later is not None:
+                    later(sid)
+                else:
+                    self.delivery.send_to(sid, S.EV_STATUS, status)
         ack: dict[str, Any] = {"ok": True, "status": next(iter(statuses.values()))}
         if self.multi:
             ack["statuses"] = statuses

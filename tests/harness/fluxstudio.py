@@ -143,17 +143,20 @@ class Relay(Proc):
     def start(
         cls,
         url: str,
-        apikey: str,
+        apikey: Optional[str],
         log_path: Optional[str] = None,
         wait_upstream: bool = True,
         **env: str,
     ) -> Relay:
+        """``apikey=None``: FluxStudio exactly as it ships (no path, no credentials),
+        for the standalone hub."""
         relay = cls(
             os.path.join(FLUXSTUDIO_DIR, "relay.mjs"),
             {
                 "FLUXPRINT_WS_URL": url,
-                "FLUXPRINT_PATH": PLUGIN_PATH,
-                "FLUXPRINT_APIKEY": apikey,
+                # empty is unset for relay.mjs
+                "FLUXPRINT_PATH": PLUGIN_PATH if apikey is not None else "",
+                "FLUXPRINT_APIKEY": apikey or "",
                 "RELAY_PORT": "0",
                 "RELAY_LOG_FORWARD": "1",
                 **env,

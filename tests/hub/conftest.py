@@ -1,23 +1,22 @@
-"""Real parts for the hub tests: hub processes (``python -m octoprint_fluxprint.hub``),
-FluxStudio's relay (tests/fluxstudio/relay.mjs) and python-socketio clients."""
+"""Real parts for the hub tests: hub processes (``python -m octoprint_fluxprint.hub``)
+and python-socketio clients that resume with per-printer cursors. FluxStudio's relay
+and browser come from tests/harness/fluxstudio.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import requests
 import socketio
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-RELAY = os.path.join(ROOT, "tests", "hub", "relay.mjs")
 NS = "/ws/printing"
 DURABLE = {
     "printer:job_started",
@@ -74,6 +73,13 @@ class HubProcess:
             time.sleep(0.2)
         raise TimeoutError(self.health())
 
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, no clean close."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
     def stop(self) -> Optional[int]:
         if self.proc is None:
             return None
@@ -93,85 +99,6 @@ class HubProcess:
             return ""
 
 
-class Lines:
-    """JSON lines from a subprocess, collected on a thread."""
-
-    def __init__(self, proc: subprocess.Popen):
-        self.proc = proc
-        self.items: list[dict] = []
-        self.cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                item = json.loads(line)
-            except ValueError:
-                continue
-            with self.cond:
-                self.items.append(item)
-                self.cond.notify_all()
-
-    def wait(self, pred: Callable[[dict], bool], timeout: float, after: int = 0) -> dict:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for item in self.items[after:]:
-                    if pred(item):
-                        return item
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"not seen within {timeout}s; last: {self.items[-5:]}"
-                    )
-                self.cond.wait(left)
-
-    def mark(self) -> int:
-        with self.cond:
-            return len(self.items)
-
-
-class Relay:
-    """FluxStudio's relay with only ENABLE_FLUXPRINT and FLUXPRINT_WS_URL."""
-
-    def __init__(self, url: str):
-        env = dict(os.environ, ENABLE_FLUXPRINT="true", FLUXPRINT_WS_URL=url)
-        env.pop("FLUXPRINT_PATH", None)
-        env.pop("FLUXPRINT_APIKEY", None)
-        self.proc = subprocess.Popen(
-            ["node", RELAY],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.lines = Lines(self.proc)
-
-    def browser(
-        self,
-        event: str,
-        pred: Callable[[dict], bool] = lambda d: True,
-        timeout: float = 10,
-        after: int = 0,
-    ) -> dict:
-        item = self.lines.wait(
-            lambda i: i["type"] == "browser" and i["event"] == event and pred(i["data"]),
-            timeout,
-            after,
-        )
-        return item
-
-    def request_status(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("request_status\n")
-        self.proc.stdin.flush()
-
-    def close(self) -> None:
-        self.proc.kill()
-        self.proc.wait(5)
-
-
 class HubClient:
     """A python-socketio client of the hub that resumes with per-printer cursors
     (of durable events) on every reconnect."""
@@ -186,7 +113,8 @@ class HubClient:
         self.durable: list[tuple[str, int, str]] = []  # (printer, seq, event)
         self.events: list[tuple[float, str, Any]] = []
         self.states: list[tuple[float, str, str]] = []  # (t, printer, state)
-        self.errors: list[str] = []
+        self.errors: list[str] = []  # resyncs: a cursor the hub could not serve
+        self.connect_errors: list[str] = []  # refusals, and attempts while it is down
         self.connects = 0
         self.lock = threading.Lock()
         self.sio = socketio.Client(
@@ -195,7 +123,9 @@ class HubClient:
         self.sio.on("*", self._any, namespace=NS)
         self.sio.on("connect", self._connect, namespace=NS)
         self.sio.on(
-            "connect_error", lambda data=None: self.errors.append(str(data)), namespace=NS
+            "connect_error",
+            lambda data=None: self.connect_errors.append(str(data)),
+            namespace=NS,
         )
 
     def _auth(self) -> dict:

@@ -40,4 +40,10 @@ class Source(Protocol):
 
     async def stop(self) -> None: ...
 
+    def request_status(self, printer_id: str) -> None:
+        """Have the printer's next status come soon (the hub owes clients one). A
+        source that cannot ask does nothing: the plugin's status keyframes, which
+        every source must carry, answer within a few seconds."""
+        ...
+
     def stats(self) -> dict: ...

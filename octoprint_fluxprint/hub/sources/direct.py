@@ -102,6 +102,20 @@ class _Link:
         except Exception:
             _logger.debug("Printer %s: subscribe failed", self.pid, exc_info=True)
 
+    def request_status(self) -> None:
+        """Asks the plugin without an ack: it answers with a printer:status event
+        (a fresh seq) on this link, in order with everything else."""
+        client = self.client
+        if client is None or not client.connected or self.awaiting_since:
+            return  # the status after the (re)connect's replay comes anyway
+        asyncio.ensure_future(self._emit_request_status(client))
+
+    async def _emit_request_status(self, client: socketio.AsyncClient) -> None:
+        try:
+            await client.emit("printer:request_status", namespace=S.NAMESPACE)
+        except Exception:
+            _logger.debug("Printer %s: request_status failed", self.pid, exc_info=True)
+
     async def run(self) -> None:
         printer = self.printer
         while True:
@@ -166,6 +180,11 @@ class DirectSource:
         for link in self.links.values():
             if link.client is not None:
                 await link._discard(link.client)
+
+    def request_status(self, printer_id: str) -> None:
+        link = self.links.get(printer_id)
+        if link is not None:
+            link.request_status()
 
     def stats(self) -> dict:
         return {

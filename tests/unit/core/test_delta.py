@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from octoprint_fluxprint.core import schema as S
+from octoprint_fluxprint.core import schemadoc
 from octoprint_fluxprint.core.delta import apply_delta, compose, delta_body
 
 from .fakes import FakeSink
@@ -126,7 +127,7 @@ def strip(payload):
 
 
 def validate(stream):
-    schema = S.events_json_schema()
+    schema = schemadoc.events_json_schema()
     for event, payload in stream:
         jsonschema.Draft202012Validator({**schema, **schema["events"][event]}).validate(
             payload

@@ -6,11 +6,11 @@ from hypothesis import strategies as st
 
 from octoprint_fluxprint import schemas
 from octoprint_fluxprint.core import schema as S
-from octoprint_fluxprint.core import shaping
+from octoprint_fluxprint.core import schemadoc, shaping
 
 
 def test_shipped_schema_is_generated_from_the_models():
-    assert schemas.load() == json.loads(S.dump_schema()), (
+    assert schemas.load() == json.loads(schemadoc.dump_schema()), (
         "run: python -m octoprint_fluxprint.schemas > octoprint_fluxprint/schemas/events.schema.json"
     )
 

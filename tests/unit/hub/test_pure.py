@@ -47,7 +47,7 @@ def test_durable_events_go_to_their_room():
     assert sink.sent[-1][1]["seq"] == 9
 
 
-def test_status_for_new_clients_is_the_latest_with_newer_telemetry():
+def test_status_for_new_clients_is_the_latest_as_relayed():
     _clock, _sink, state = make()
     state.on_payload(
         S.EV_STATUS,
@@ -62,8 +62,8 @@ def test_status_for_new_clients_is_the_latest_with_newer_telemetry():
     )
     state.on_payload(S.EV_TEMPERATURE, payload(4, ts=2000, bed={"actual": 60}))
     status = state.add_client("c1")
-    assert status["temperature"] == {"bed": {"actual": 60}}
-    assert status["seq"] == 4 and status["printer"] == "a"  # never backwards
+    # its own seq: below everything relayed after the join (not a repeat of 4)
+    assert status["seq"] == 3 and status["printer"] == "a"
     assert status["state"] == {"text": "Operational"}
 
 
@@ -73,16 +73,21 @@ def test_status_before_anything_is_relayed_is_well_formed():
     assert status["connection"]["state"] == "disconnected" and status["seq"] >= 1
 
 
-def test_keyframes_repeat_the_latest_status():
+def test_keyframes_are_relayed_statuses_never_made_up():
     clock, sink, state = make()
+    asked = []
+    state.ask_status = lambda: asked.append(clock.now)
     state.on_payload(S.EV_STATUS, payload(3, state={"text": "Operational"}))
     state.add_client("c1")
-    state.subscribe("c1", S.SubscribeRequest(keyframe=5.0))
+    state.subscribe("c1", S.SubscribeRequest(keyframe=5.0, intervals={"status": 10}))
     sink.sent.clear()
-    sink.advance(5.1)
+    sink.advance(10.1)  # (the keyframe: not below the interval) the plugin is silent:
+    assert [s for s in sink.sent if s[0] == S.EV_STATUS] == [] and len(asked) == 1
+    # nothing made up, the plugin asked; its next status goes through at once
+    state.on_payload(S.EV_STATUS, payload(7, ts=2000, state={"text": "Operational"}))
     statuses = [s for s in sink.sent if s[0] == S.EV_STATUS]
-    assert statuses and statuses[0][1]["seq"] == 3
-    assert clock.now > 1000
+    assert [s[1]["seq"] for s in statuses] == [7]
+    assert statuses[0][2].startswith("status@")
 
 
 def test_mirror_is_bounded_and_reads_like_the_log():
