@@ -73,6 +73,7 @@ class Hub:
         self.identity = HubIdentity(cfg)
         self.engine = Engine(authenticate=self.identity.authenticate)
         self.engine.namespace.multi = True
+        self.engine.compression = cfg.listen.compression
         self.engine.namespace.on_joined = self._send_printers
         self.slots: dict[str, PrinterSlot] = {}
         self.source: Any = None

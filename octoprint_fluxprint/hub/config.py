@@ -33,6 +33,10 @@ class Listen(Strict):
     host: str = "127.0.0.1"
     port: int = Field(5001, ge=1, le=65535)
     path: str = "/socket.io/"
+    # websocket permessage-deflate, as the plugin's websocket_compression setting
+    compression: Literal[
+        "off", "deflate", "deflate_no_context_takeover", "deflate_shared"
+    ] = "deflate_no_context_takeover"
 
     @field_validator("path")
     @classmethod

@@ -72,6 +72,7 @@ class Delivery:
         self.shared = SharedStreams(time.monotonic)
         self._rooms_of: dict[str, set[str]] = {}
         self._on_stream: set[str] = set()  # sids whose websocket takes shared frames
+        self.shared_mode = False  # deflate_shared is the mode for new connections
 
     def start(self, loop: Any) -> None:
         from tornado.ioloop import PeriodicCallback
@@ -194,7 +195,8 @@ class Delivery:
                 info = clients.get(sid)
                 if info is not None:
                     info.messages += 1
-                if self._shared_ws(sid, eio_sid):
+                # only where deflate_shared can be: no per-client check otherwise
+                if (self.shared_mode or on_stream) and self._shared_ws(sid, eio_sid):
                     streamed.append((sid, eio_sid))
                 else:
                     targets.append(eio_sid)

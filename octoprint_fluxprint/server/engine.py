@@ -17,6 +17,7 @@ import socketio
 
 from ..core import ratelimit as RL
 from ..core import schema as S
+from ..core.compression import DEFLATE_SHARED
 from ..core.handover import Handover
 from .delivery import Delivery
 from .feeds import Feed, FeedSink
@@ -47,7 +48,7 @@ class Engine:
         self.guard = Guard(self.sio, self.sessions, authenticate)
         self.delivery = Delivery(self.sio, self.sessions)
         self.namespace = Namespace(self.sio, self.sessions, self.guard, self.delivery)
-        self.compression = "off"  # websocket permessage-deflate mode, from the settings
+        self._mode = "off"  # websocket permessage-deflate mode, from the settings
         self.loop: Any = None  # tornado IOLoop, captured by the host on its main thread
         self.printer: Any = None  # core.printer.PrinterState
         self._handover: Optional[Handover] = None  # from the host's other threads
@@ -107,7 +108,18 @@ class Engine:
         return (re.escape(path.rstrip("/")) + "/.*", handler, {})
 
     def _compression(self) -> str:
-        return self.compression
+        return self._mode
+
+    @property
+    def compression(self) -> str:
+        return self._mode
+
+    @compression.setter
+    def compression(self, mode: str) -> None:
+        # for new connections; delivery looks for deflate_shared clients only while
+        # the mode is on or such clients are still connected
+        self._mode = mode
+        self.delivery.shared_mode = mode == DEFLATE_SHARED
 
     def body_size(self) -> tuple[str, str, int]:
         return ("POST", r"/socket.io/.*", MAX_HTTP_BUFFER_SIZE)

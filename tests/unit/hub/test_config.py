@@ -137,3 +137,14 @@ def test_bad_config_exits_non_zero_naming_the_key(tmp_path):
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_listen_compression_is_one_of_the_engines_modes():
+    from octoprint_fluxprint.core import compression
+    from octoprint_fluxprint.hub.config import Listen
+
+    assert Listen().compression == compression.DEFAULT_MODE
+    for mode in compression.MODES:
+        assert Listen(compression=mode).compression == mode
+    with pytest.raises(ValueError):
+        Listen(compression="zstd")
