@@ -46,14 +46,16 @@ from typing import Any, Callable, Optional
 import requests
 import socketio
 
+from ..core import schema as S
 from ..core.replay import DURABLE_EVENTS
+from .rest import REST_PATH, RestFallback
 
-NAMESPACE = "/ws/printing"
-SOCKETIO_PATH = "/plugin/fluxprint/socket.io/"
-REST_PATH = "/api/plugin/fluxprint"
-EV_STATUS = "printer:status"
-EV_RESYNC = "printer:resync"
-EV_CLOSING = "printer:closing"
+NAMESPACE = S.NAMESPACE
+SOCKETIO_PATH = S.SOCKETIO_PATH
+EV_STATUS = S.EV_STATUS
+EV_RESYNC = S.EV_RESYNC
+EV_CLOSING = S.EV_CLOSING
+__all__ = ["REST_PATH", "FluxPrintClient"]
 
 _logger = logging.getLogger(__name__)
 
@@ -93,11 +95,9 @@ class FluxPrintClient:
         self.transports = transports or ["websocket"]
         self.reconnect_delay = reconnect_delay
         self.reconnect_delay_max = reconnect_delay_max
-        self.rest_interval = rest_interval
         self.connect_timeout = connect_timeout
         self.record = record
         self.records: list[tuple[str, Any]] = []
-        self._http = session or requests.Session()
 
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
@@ -118,7 +118,15 @@ class FluxPrintClient:
         self._gone = threading.Event()  # the current connection ended
         self._closed = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._rest_thread: Optional[threading.Thread] = None
+        self._rest = RestFallback(
+            self.url,
+            apikey,
+            rest_interval,
+            session or requests.Session(),
+            self._connected,
+            self._closed,
+            self._rest_status,
+        )
 
     # ~~ handlers
 
@@ -195,7 +203,7 @@ class FluxPrintClient:
                 sio.disconnect()
             except Exception:
                 pass
-        for t in (self._thread, self._rest_thread):
+        for t in (self._thread, self._rest.thread):
             if t is not None and t is not threading.current_thread():
                 t.join(5)
         self._thread = None
@@ -224,7 +232,7 @@ class FluxPrintClient:
             except Exception as exc:  # refused, unreachable, timed out
                 with self._lock:
                     self.connect_errors.append(str(exc))
-                self._start_rest()
+                self._rest.start()
                 self._closed.wait(delay)
                 delay = min(delay * 2, self.reconnect_delay_max)
                 continue
@@ -235,7 +243,7 @@ class FluxPrintClient:
             except Exception:
                 pass
             if not self._closed.is_set():
-                self._start_rest()
+                self._rest.start()
                 self._closed.wait(self.reconnect_delay)
         self._connected.clear()
 
@@ -353,39 +361,16 @@ class FluxPrintClient:
 
     def fetch_status(self, timeout: float = 10.0) -> dict:
         """GET /api/plugin/fluxprint: the same object as ``printer:status``."""
-        r = self._http.get(
-            self.url + REST_PATH, headers={"X-Api-Key": self.apikey}, timeout=timeout
-        )
-        r.raise_for_status()
-        return r.json()
+        return self._rest.fetch(timeout)
 
-    def _start_rest(self) -> None:
-        if not self.rest_interval or self._closed.is_set():
-            return
-        t = self._rest_thread
-        if t is not None and t.is_alive():
-            return
-        self._rest_thread = threading.Thread(
-            target=self._rest_loop, name="fluxprint-client-rest", daemon=True
-        )
-        self._rest_thread.start()
-
-    def _rest_loop(self) -> None:
-        while not self._closed.is_set() and not self._connected.is_set():
-            try:
-                status = self.fetch_status(timeout=min(10.0, self.rest_interval * 2))
-            except (requests.RequestException, ValueError) as exc:
-                _logger.debug("FluxPrint client: REST fallback failed: %s", exc)
-            else:
-                if self._connected.is_set():
-                    break  # the socket is back: its status wins
-                with self._cond:
-                    self.rest_polls += 1
-                    self.status = status
-                    self.status_source = "rest"
-                    self._cond.notify_all()
-                self._dispatch(EV_STATUS, status)
-            self._closed.wait(self.rest_interval)
+    def _rest_status(self, status: dict) -> None:
+        # the REST fallback's thread, while the socket is down
+        with self._cond:
+            self.rest_polls += 1
+            self.status = status
+            self.status_source = "rest"
+            self._cond.notify_all()
+        self._dispatch(EV_STATUS, status)
 
     # ~~ waiting (tests and scripts)
 

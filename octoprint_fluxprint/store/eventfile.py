@@ -206,6 +206,15 @@ def open_reader(path: str) -> sqlite3.Connection:
     )
 
 
+def encode_row(seq: int, event: str, payload: dict, ts: int) -> tuple:
+    """A row to insert; a payload JSON cannot hold is stored with str() values."""
+    try:
+        text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        text = json.dumps(payload, separators=(",", ":"), default=str)
+    return (int(seq), int(ts), event, text)
+
+
 def read_rows(conn: sqlite3.Connection, seq: int, limit: int) -> list[Row]:
     """Committed events with seq > ``seq``, ascending, at most ``limit``."""
     rows = conn.execute(

@@ -22,13 +22,10 @@ A database that cannot be opened or fails its integrity check is moved aside (wi
 its -wal/-shm files) and a fresh one is started; the horizon of the fresh one is the
 ``floor_seq`` given (the seq allocator's bound at startup), so clients that saw events
 from before are told to resync.
-
-Imports neither octoprint nor socketio.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -310,13 +307,10 @@ class EventLog:
             self._write(rest)
 
     def _write(self, batch: list[tuple]) -> None:
-        rows = []
-        for seq, event, payload, ts, _cb in batch:
-            try:
-                text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
-            except (TypeError, ValueError):
-                text = json.dumps(payload, separators=(",", ":"), default=str)
-            rows.append((int(seq), int(ts), event, text))
+        rows = [
+            eventfile.encode_row(seq, event, payload, ts)
+            for seq, event, payload, ts, _cb in batch
+        ]
         ok = False
         for attempt in (1, 2):
             try:
