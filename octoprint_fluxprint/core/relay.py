@@ -122,6 +122,10 @@ class RelayedPrinter(Rooms):
             if sid in self.subs:
                 self.sink.send_to(sid, S.EV_STATUS, payload)
 
+    def answer_status(self, sid: str, status: dict) -> None:
+        # the plugin's next status: a relayed status repeated would repeat its seq
+        self.status_later(sid)
+
     def status_later(self, sid: str) -> None:
         """``sid`` gets the plugin's next status (a seq above all it has)."""
         first = not self.waiting

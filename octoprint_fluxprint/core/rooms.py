@@ -99,6 +99,10 @@ class Rooms:
         """The observation time of what the status holds."""
         raise NotImplementedError
 
+    def answer_status(self, sid: str, status: dict) -> None:
+        """``printer:request_status`` without an ack: the status as an event."""
+        self.sink.send_to(sid, S.EV_STATUS, status)
+
     # ~~ clients
 
     def add_client(self, sid: str) -> dict:

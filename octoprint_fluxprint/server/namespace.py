@@ -205,14 +205,20 @@ class Namespace:
             if sid in self.feeds[k].state.subs and (sid, k) not in joining
         ]
 
-    async def _on_subscribe(self, sid: str, data: Any = None) -> dict:
+    def _request(self, sid: str, model: Any, data: Any) -> tuple[list[str], Any, Any]:
+        """(the feeds the client is ready in, its validated request, an error ack)."""
         joined = self._ready(sid)
         if not joined:
-            return {"ok": False, "error": "not ready"}
+            return joined, None, {"ok": False, "error": "not ready"}
         try:
-            request = S.parse_client_payload(S.SubscribeRequest, data)
+            return joined, S.parse_client_payload(model, data), None
         except S.ClientError as exc:
-            return {"ok": False, "error": str(exc)}
+            return joined, None, {"ok": False, "error": str(exc)}
+
+    async def _on_subscribe(self, sid: str, data: Any = None) -> dict:
+        joined, request, error = self._request(sid, S.SubscribeRequest, data)
+        if error:
+            return error
         if self.multi and request.delta:
             return {"ok": False, "error": "delta is not available at the hub"}
         visible = self.visible(sid)
@@ -264,13 +270,9 @@ class Namespace:
         )
 
     async def _on_unsubscribe(self, sid: str, data: Any = None) -> dict:
-        joined = self._ready(sid)
-        if not joined:
-            return {"ok": False, "error": "not ready"}
-        try:
-            request = S.parse_client_payload(S.UnsubscribeRequest, data)
-        except S.ClientError as exc:
-            return {"ok": False, "error": str(exc)}
+        joined, request, error = self._request(sid, S.UnsubscribeRequest, data)
+        if error:
+            return error
         ack: dict[str, Any] = {"ok": True}
         for key in joined:
             ack.update(self.feeds[key].state.unsubscribe(sid, request))
@@ -287,13 +289,8 @@ class Namespace:
             state = self.feeds[key].state
             status = statuses[self.feeds[key].name] = state.status_payload()
             if not ACK_WANTED.get():
-                # asked without an ack (FluxStudio's relay): the answer is an event;
-                # at the hub, the plugin's next status (a seq above all sent)
-                later = getattr(state, "status_later", None)
-                if later is not None:
-                    later(sid)
-                else:
-                    self.delivery.send_to(sid, S.EV_STATUS, status)
+                # asked without an ack (FluxStudio's relay): the answer is an event
+                state.answer_status(sid, status)
         ack: dict[str, Any] = {"ok": True, "status": next(iter(statuses.values()))}
         if self.multi:
             ack["statuses"] = statuses
