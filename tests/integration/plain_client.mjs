@@ -64,7 +64,11 @@ socket.on("connect", () => {
   const engine = manager.engine;
   out({ type: "connect", conn, id: socket.id, transport: engine?.transport?.name, recv: Date.now() });
   if (opts.subscribe) socket.emit("printer:subscribe", opts.subscribe);
-  engine?.once("upgrade", (t) => out({ type: "upgrade", conn, transport: t.name, recv: Date.now() }));
+});
+// the upgrade probe starts when the engine opens and may finish before the
+// namespace's connect (a slow auth), so listen from the engine's open
+manager.on("open", () => {
+  manager.engine.once("upgrade", (t) => out({ type: "upgrade", conn, transport: t.name, recv: Date.now() }));
 });
 // reported, nothing more: no reconnect by hand
 socket.on("disconnect", (reason) => out({ type: "disconnect", conn, reason, active: socket.active, recv: Date.now() }));
