@@ -37,12 +37,18 @@ if [ "$want_test" = 1 ]; then
   if [ -f tests/fluxstudio/package.json ]; then
     (cd tests/fluxstudio && npm ci --silent --no-audit --no-fund)
   fi
-  if [ ! -x /usr/bin/chromium ]; then
+  # Debian's chromium for the browser tests, Debian's redis-server for the farm's
+  missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+      # the tests start their own redis-server; Debian's service is not needed
+      if command -v systemctl >/dev/null; then systemctl disable --now redis-server 2>/dev/null || true; fi
     else
-      echo "The browser tests need Debian's chromium: sudo apt-get install -y chromium" >&2
+      echo "The tests need Debian's ${missing[*]}: sudo apt-get install -y ${missing[*]}" >&2
       exit 1
     fi
   fi
