@@ -247,6 +247,7 @@ def test_temperature_cadence_and_targets(clients, octo, default_settings, operat
     client.wait_for("printer:temperature", lambda d: d["tool0"]["target"] == 0, timeout=8)
 
 
+@pytest.mark.engine
 def test_interval_change_applies_live(clients, octo, default_settings):
     fast = clients("python", "polling")
     fast.wait_for("printer:temperature", timeout=5)

@@ -56,6 +56,7 @@ def by_observation(client) -> dict[str, dict[int, dict]]:
     return out
 
 
+@pytest.mark.engine
 def test_delta_clients_hold_what_full_clients_hold(clients, octo, fast_settings):
     octo.ensure_operational()
     full = clients("node", "websocket")

@@ -390,6 +390,7 @@ def test_resume_with_auth_last_seq_replays_then_status(operational):
 # ~~ slow and stuck clients
 
 
+@pytest.mark.engine
 def test_stuck_client_is_bounded_and_does_not_delay_others(operational):
     octo = operational
     start = status_seq(octo)

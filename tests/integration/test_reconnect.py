@@ -366,6 +366,7 @@ def test_fluxstudio_relay_recovers_from_a_restart_by_itself(running, logs, artif
 # ~~ over budget
 
 
+@pytest.mark.engine
 def test_over_budget_client_is_closed_and_comes_back(running, logs, artifacts_dir):
     octo = running
     start = status_seq(octo)

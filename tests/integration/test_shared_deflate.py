@@ -48,6 +48,7 @@ def seqs_increase(client) -> None:
     assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
 
 
+@pytest.mark.engine
 def test_clients_of_shared_streams_inflate_every_frame(clients, octo, shared_mode):
     octo.ensure_operational()
     before = fanout(octo)["shared_deflate"]
