@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ..core import streams
 from ..core.backoff import Backoff
@@ -144,11 +146,7 @@ class Publisher:
         while not self._stop.is_set():
             self.state = "connecting"
             up_at: Optional[float] = None
-            client = redis.Redis.from_url(
-                self.url,
-                socket_timeout=SOCKET_TIMEOUT,
-                socket_connect_timeout=SOCKET_TIMEOUT,
-            )
+            client = self._new_client()
             self._client = client
             try:
                 client.ping()
@@ -170,6 +168,27 @@ class Publisher:
                 self.backoff.connected_for(self.clock() - up_at)
             self._stop.wait(self.backoff.next_delay())
         self._client = None
+
+    def _new_client(self) -> redis.Redis:
+        """A client with one connection and no silent reconnect: redis-py would
+        retry, or re-make a dropped connection on the next command, and write to a
+        Redis that came back (perhaps from an older snapshot) before it is checked.
+        Here a second connect fails, and the loop starts over with ``_on_connect``."""
+        made = [False]
+
+        def on_connect(connection: Any) -> None:
+            if made[0]:
+                raise redis.ConnectionError("connection re-made: check Redis first")
+            connection.on_connect()
+            made[0] = True
+
+        return redis.Redis.from_url(
+            self.url,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
+            redis_connect_func=on_connect,
+        )
 
     def _failed(self, exc: BaseException) -> None:
         text = f"{type(exc).__name__}: {exc}"
