@@ -236,9 +236,8 @@ class Publisher:
                 next_beat = now + self.heartbeat_s
             if self.queue.take_lost_durable():
                 self._backfill(client, self.written_durable, flush=True)
-            if not self.queue.wait(max(0.0, next_beat - self.clock())):
-                continue
-            self._write(client, self.queue.pop_many(BATCH))
+            if self.queue.wait(max(0.0, next_beat - self.clock())):
+                self._write(client, self.queue.pop_many(BATCH))
             self._measure()
         # stopping: what is queued goes out first (one batch: bounded time)
         self._write(client, self.queue.pop_many(BATCH))
