@@ -144,7 +144,8 @@ class Publisher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.state = "connecting"
+            if self.state != "down":
+                self.state = "connecting"  # while down, it stays down until up
             up_at: Optional[float] = None
             client = self._new_client()
             self._client = client
@@ -312,7 +313,8 @@ class Publisher:
                 self.written_durable = max(self.written_durable, item.seq)
             else:
                 self.last_seq = max(self.last_seq, item.seq)
-        self.ring.note(now, batch[-1].seq)
+        if self.last_seq:
+            self.ring.note(now, self.last_seq)
 
     def _heartbeat(self, client: redis.Redis, state: str = "online") -> None:
         record = streams.registry_record(
