@@ -510,12 +510,20 @@ def _last_state(client: HubClient, pid: str) -> Optional[str]:
     return states[-1] if states else None
 
 
-def test_metrics_parse(rds, writers, hubs):
+def test_a_malformed_entry_is_skipped_and_metrics_parse(rds, writers, hubs):
     hub = hubs("metrics")
     wait_for(lambda: hub.health()["redis"]["printers"] >= 2)
     client = HubClient(hub.url).start()
     try:
-        wait_for(lambda: len(client.seen("printer:status")) >= 2)
+        joined(client, {"p0", "p1"})
+        w = writers["p0"]
+        with w.lock:  # what no plugin writes: the hub skips it, logs, carries on
+            w.seq += 1
+            w.r.xadd(w.live, {"e": "printer:status", "d": "{nope"}, id=f"{w.seq}-0")
+        good = w.event()
+        wait_for(lambda: last_durable(client, "p0") == good, what="the next event")
+        assert hub.health()["redis"]["skipped"] >= 1
+        assert "Skipped" in hub.tail(20000)
         found = wait_for(
             lambda: (m := metrics(hub)).get("fluxprint_messages_out_total") and m
         )
