@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 from typing import Any, Optional
@@ -24,6 +25,7 @@ import pytest
 import redis
 import requests
 import socketio
+from harness.fluxstudio import Proc
 from octoserver import free_port
 from prometheus_client.parser import text_string_to_metric_families
 from redisserver import RedisServer
@@ -34,6 +36,63 @@ from tests.hub.conftest import HubClient, HubProcess
 pytestmark = pytest.mark.integration
 
 PREFIX = "farmtest"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Balancer:
+    """A failover TCP balancer, in a thread: each new connection goes to the first
+    backend that accepts it (so, after a hub dies, to the other). Nothing sticky
+    is needed for websockets; the Node client's polling start works because every
+    request goes to the same live hub (docs/hub.md: polling needs stickiness)."""
+
+    def __init__(self, ports: list[int]):
+        self.ports = ports
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.routed: dict[int, int] = {}
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _addr = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._route, args=(conn,), daemon=True).start()
+
+    def _route(self, conn: socket.socket) -> None:
+        for port in self.ports:
+            try:
+                upstream = socket.create_connection(("127.0.0.1", port), timeout=1)
+            except OSError:
+                continue
+            upstream.settimeout(None)
+            self.routed[port] = self.routed.get(port, 0) + 1
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            return
+        conn.close()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def close(self) -> None:
+        self.server.close()
 
 
 class SynthPrinter:
@@ -441,6 +500,81 @@ def test_a_client_moves_from_hub_a_to_hub_b(rds, writers, hubs):
     finally:
         first.close()
         second.close()
+
+
+def test_two_hubs_behind_a_failover_balancer(rds, writers, hubs, artifacts_dir):
+    """A Node socket.io-client 4 dashboard (default transports: polling, then the
+    upgrade) and a python one, through a balancer to hub A; SIGKILL A: both come
+    back through the balancer to hub B by themselves, with their cursors."""
+    hub_a, hub_b = hubs("lb-a"), hubs("lb-b")
+    for hub in (hub_a, hub_b):
+        wait_for(lambda h=hub: h.health()["redis"]["printers"] >= 2)
+    lb = Balancer([hub_a.port, hub_b.port])
+    node = Proc(
+        os.path.join(HERE, "farm_client.mjs"),
+        log_path=os.path.join(artifacts_dir, "hub-redis-node.out"),
+        args=(json.dumps({"url": lb.url, "printers": ["p0", "p1"]}),),
+    )
+    py = HubClient(lb.url).start()
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            for w in (writers["p0"], writers["p1"]):
+                w.event("printer:job_resumed")
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=load)
+    try:
+        node.wait_for(lambda m: m.get("type") == "subscribed", 15)
+        joined(py, {"p0", "p1"})
+        time.sleep(0.5)
+        base = {pid: writers[pid].durable[-1][0] for pid in ("p0", "p1")}
+        thread.start()
+        time.sleep(1.5)
+        hub_a.kill()
+        killed = time.monotonic()
+        node.wait_for(lambda m: m.get("type") == "connect" and m["conn"] == 2, 20)
+        wait_for(lambda: py.connects >= 2, 20, "the python client back")
+        reattached = time.monotonic() - killed
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join()
+    try:
+        counts = {}
+        for pid in ("p0", "p1"):
+            log = writers[pid].durable
+            last = log[-1][0]
+            node.wait_for(
+                lambda m, p=pid, t=last: (
+                    m.get("type") == "durable" and m["printer"] == p and m["seq"] == t
+                ),
+                15,
+            )
+            wait_for(lambda p=pid, t=last: last_durable(py, p) == t)
+            got_node = [
+                (m["seq"], m["event"])
+                for m in node.since()
+                if m.get("type") == "durable" and m["printer"] == pid
+            ]
+            got_py = durable_of(py, pid)
+            counts[pid] = {
+                "node": count(got_node, log, base[pid]),
+                "python": count(got_py, log, base[pid]),
+            }
+            for who in counts[pid].values():
+                assert who["compared"] > 10 and who["lost"] == 0, counts
+                assert who["duplicated"] == 0 and who["out_of_order"] == 0, counts
+        assert seqs_increase(py)
+        assert not [m for m in node.since() if m.get("event") == "printer:resync"]
+        assert lb.routed.get(hub_b.port, 0) >= 2  # both came back through B
+        RESULTS["balancer"] = {**counts, "reattached_s": round(reattached, 2)}
+    finally:
+        node.stop()
+        py.close()
+        lb.close()
 
 
 def test_redis_kill_9_and_restart(rds, writers, hubs):
