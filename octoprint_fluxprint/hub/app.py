@@ -230,7 +230,8 @@ class Hub:
             _logger.info(
                 "Printer %s: served (%d client(s) joined)", printer_id, len(joined)
             )
-            self._tick()
+            if self.engine.clients:
+                self._tick()  # printer:printers now (else at the next tick)
 
     # ~~ printer:printers
 

@@ -645,11 +645,14 @@ def _last_state(client: HubClient, pid: str) -> Optional[str]:
 
 
 def test_a_malformed_entry_is_skipped_and_metrics_parse(rds, writers, hubs):
-    hub = hubs("metrics")
+    # one printer per XREAD: two readers from the first registry read
+    hub = hubs("metrics", streams_per_read=1)
     wait_for(lambda: hub.health()["redis"]["printers"] >= 2)
     client = HubClient(hub.url).start()
     try:
         joined(client, {"p0", "p1"})
+        assert hub.health()["redis"]["readers"] == 2
+        wait_for(lambda: set(hub.health()["printers"].values()) == {"online"})
         w = writers["p0"]
         with w.lock:  # what no plugin writes: the hub skips it, logs, carries on
             w.seq += 1

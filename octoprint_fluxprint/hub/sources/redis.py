@@ -38,8 +38,9 @@ _logger = logging.getLogger(__name__)
 
 POLL_S = 2.0  # the registry (and the durable streams' first entries) re-read
 READ_COUNT = 500  # entries per stream per XREAD
-BOOT_SCAN = 64  # entries read back from a new printer's top to find its status
+BOOT_SCAN = 32  # entries read back from a new printer's top to find its status
 BOOT_SCAN_MAX = 2000
+BOOT_CHUNK = 100  # new printers per pipelined round trip
 DOWN = (RedisError, OSError, asyncio.TimeoutError)
 RECONNECT_CAP_S = 5.0  # Redis back: durable flow within seconds
 
@@ -184,7 +185,7 @@ class RedisSource:
                 await self.refresh_oldest(list(self.printers))
                 if not self._read_once.is_set():
                     self._read_once.set()
-                    self._ensure_reader(0)
+                    self._ensure_reader(len(self.groups.groups) - 1)  # all groups
                     _logger.info("Registry read: %d printer(s)", len(self.printers))
                 backoff.attempts = 0
                 self._wake.clear()
@@ -235,7 +236,11 @@ class RedisSource:
 
     async def _bootstrap(self, new: list[tuple[str, dict]]) -> None:
         """Each new printer's snapshot: back from its live top to the latest status
-        (one pipelined round trip for all), relayed from there."""
+        (one pipelined round trip per ``BOOT_CHUNK`` printers), relayed from there."""
+        for start in range(0, len(new), BOOT_CHUNK):
+            await self._bootstrap_some(new[start : start + BOOT_CHUNK])
+
+    async def _bootstrap_some(self, new: list[tuple[str, dict]]) -> None:
         pipe = self.redis.pipeline(transaction=False)
         for pid, _record in new:
             pipe.xrevrange(ST.live_key(self.prefix, pid), "+", "-", count=BOOT_SCAN)
