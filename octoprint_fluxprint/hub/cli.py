@@ -44,7 +44,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"  {line}", file=sys.stderr)
         return EXIT_CONFIG
     if args.check:
-        print(f"{args.config}: ok ({len(cfg.printers)} printer(s))")
+        if cfg.dynamic:
+            print(f"{args.config}: ok (source redis: printers as they register)")
+        else:
+            print(f"{args.config}: ok ({len(cfg.printers)} printer(s), {cfg.source})")
         return 0
     logging.basicConfig(
         level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -251,3 +251,15 @@ def test_catch_up_waits_for_the_hub_to_relay_a_cursor_from_ahead(monkeypatch):
         replay.cache.append(s, "printer:job_started", {"seq": s}, 0)
     run(replay.catch_up(5))
     assert source.refreshed == 1
+
+
+def test_check_a_redis_config(tmp_path, capsys):
+    from octoprint_fluxprint.hub import cli
+
+    path = tmp_path / "hub.yaml"
+    path.write_text("source: redis\nredis: {prefix: farm}\n")
+    assert cli.main(["--config", str(path), "--check"]) == 0
+    assert "printers as they register" in capsys.readouterr().out
+    path.write_text("source: redis\nredis: {block_ms: 5}\n")
+    assert cli.main(["--config", str(path), "--check"]) == cli.EXIT_CONFIG
+    assert "redis.block_ms" in capsys.readouterr().err
