@@ -23,6 +23,9 @@ import time
 from typing import Any, Callable, Optional
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from ...core import streams as ST
@@ -41,7 +44,9 @@ READ_COUNT = 500  # entries per stream per XREAD
 BOOT_SCAN = 32  # entries read back from a new printer's top to find its status
 BOOT_SCAN_MAX = 2000
 BOOT_CHUNK = 100  # new printers per pipelined round trip
+PREFILL = 100  # durable events read into a new printer's cache (at most)
 DOWN = (RedisError, OSError, asyncio.TimeoutError)
+STOP_S = 2.0
 RECONNECT_CAP_S = 5.0  # Redis back: durable flow within seconds
 
 
@@ -111,6 +116,10 @@ class RedisSource:
             socket_timeout=self.rc.block_ms / 1000 + 5,
             socket_connect_timeout=3,
             decode_responses=False,
+            # a pooled connection Redis closed meanwhile (a restart) is retried
+            # once on a fresh one instead of counting as Redis down
+            retry=Retry(NoBackoff(), 1, (RedisConnectionError,)),
+            health_check_interval=POLL_S,
         )
         self._poller = asyncio.ensure_future(self._poll_loop())
 
@@ -118,9 +127,13 @@ class RedisSource:
         tasks = [t for t in (self._poller, *self._readers) if t is not None]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # bounded: a hub that is stopping never hangs on Redis
+        await asyncio.wait(tasks, timeout=STOP_S) if tasks else None
         if self.redis is not None:
-            await self.redis.aclose()
+            try:
+                await asyncio.wait_for(self.redis.aclose(), STOP_S)
+            except (asyncio.TimeoutError, *DOWN):
+                pass
 
     def ready(self) -> bool:
         return self._read_once.is_set()
@@ -245,26 +258,33 @@ class RedisSource:
         for pid, _record in new:
             pipe.xrevrange(ST.live_key(self.prefix, pid), "+", "-", count=BOOT_SCAN)
         found = await pipe.execute()
+        plans = []
         for (pid, record), entries in zip(new, found):
             if entries and not any(_is_status(f) for _i, f in entries):
                 more = await self.redis.xrevrange(
                     ST.live_key(self.prefix, pid), "+", "-", count=BOOT_SCAN_MAX
                 )
                 entries = more or entries
-            self._add(pid, record, entries)
+            plans.append((pid, record, *_snapshot(entries)))
+        # the cache starts with the newest durable events before the snapshot, so a
+        # client resuming from the recent past is served from memory at once
+        prefill = min(self.rc.cache_events, PREFILL)
+        history: list[list] = [[] for _ in plans]
+        if prefill:
+            pipe = self.redis.pipeline(transaction=False)
+            for pid, _record, _snap, start, _top in plans:
+                key = ST.durable_key(self.prefix, pid)
+                pipe.xrevrange(key, ST.after(start), "-", count=prefill)
+            found = await pipe.execute()
+            history = [self._rows(pid, reversed(f)) for (pid, *_), f in zip(plans, found)]
+        for (pid, record, snapshot, start, top), rows in zip(plans, history):
+            self._add(pid, record, snapshot, start, top, rows)
 
-    def _add(self, pid: str, record: dict, newest_first: list) -> None:
-        top = _seq_or_zero(newest_first[0][0]) if newest_first else 0
-        snapshot: list = []
-        for entry in newest_first:
-            snapshot.append(entry)
-            if _is_status(entry[1]):
-                break
-        else:
-            snapshot = []  # no status retained: the next keyframe comes in seconds
-        start = _seq_or_zero(snapshot[-1][0]) - 1 if snapshot else top
+    def _add(
+        self, pid: str, record: dict, snapshot: list, start: int, top: int, rows: list
+    ) -> None:
         printer = self.printers[pid] = _Printer(pid, start)
-        self.events.on_printer(pid, record, start)
+        self.events.on_printer(pid, record, start, rows)
         for entry_id, fields in reversed(snapshot):
             self._entry(printer, entry_id, fields, group=0)
         printer.cursor = max(printer.cursor, top)
@@ -306,6 +326,9 @@ class RedisSource:
             ST.after(upto),
             count=count,
         )
+        return self._rows(pid, entries)
+
+    def _rows(self, pid: str, entries: Any) -> list[Row]:
         rows = []
         for entry_id, fields in entries:
             try:
@@ -313,7 +336,9 @@ class RedisSource:
             except ST.StreamError as exc:
                 self._skip(("durable", pid), str(exc))
                 continue
-            rows.append(Row(entry.seq, entry.event, entry.payload, entry.payload["ts"]))
+            rows.append(
+                Row(entry.seq, entry.event, entry.payload, entry.payload.get("ts", 0))
+            )
         return rows
 
     # ~~ the readers
@@ -400,6 +425,20 @@ def _seq_or_zero(entry_id: Any) -> int:
         return ST.seq_of(entry_id)
     except ST.StreamError:
         return 0
+
+
+def _snapshot(newest_first: list) -> tuple[list, int, int]:
+    """(the entries from the latest status up, newest first; the seq to relay after;
+    the live top). No status retained: nothing, after the top (the next keyframe
+    comes within seconds)."""
+    top = _seq_or_zero(newest_first[0][0]) if newest_first else 0
+    snapshot: list = []
+    for entry in newest_first:
+        snapshot.append(entry)
+        if _is_status(entry[1]):
+            start = _seq_or_zero(entry[0]) - 1
+            return snapshot, start, top
+    return [], top, top
 
 
 def _is_status(fields: Any) -> bool:
