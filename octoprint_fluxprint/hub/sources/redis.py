@@ -33,8 +33,8 @@ from ...core.backoff import Backoff
 from ...core.liveness import registry_online
 from ...core.logthrottle import LogThrottle
 from ...core.mirror import Row
-from ...core.schema import EV_STATUS
 from .base import SourceEvents
+from .redis_parts import Groups, as_bytes, is_status, seq_or_zero, snapshot_of, text
 from .redis_replay import RedisReplay
 
 _logger = logging.getLogger(__name__)
@@ -48,24 +48,6 @@ PREFILL = 100  # durable events read into a new printer's cache (at most)
 DOWN = (RedisError, OSError, asyncio.TimeoutError)
 STOP_S = 2.0
 RECONNECT_CAP_S = 5.0  # Redis back: durable flow within seconds
-
-
-class Groups:
-    """Printers to reader groups, ``size`` to a group, in order of appearance. Pure."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self.groups: list[list[str]] = [[]]
-        self.of: dict[str, int] = {}
-
-    def add(self, pid: str) -> int:
-        if pid in self.of:
-            return self.of[pid]
-        if len(self.groups[-1]) >= self.size:
-            self.groups.append([])
-        self.groups[-1].append(pid)
-        self.of[pid] = len(self.groups) - 1
-        return self.of[pid]
 
 
 class _Printer:
@@ -221,8 +203,8 @@ class RedisSource:
         seen: dict[str, dict] = {}
         for raw_id, value in records.items():
             record = ST.parse_registry(value)
-            if record is None or record["id"] != _text(raw_id):
-                self._skip(("registry", _text(raw_id)), "a malformed registry record")
+            if record is None or record["id"] != text(raw_id):
+                self._skip(("registry", text(raw_id)), "a malformed registry record")
                 continue
             pid = record["id"]
             if self.allow is not None and pid not in self.allow:
@@ -260,12 +242,12 @@ class RedisSource:
         found = await pipe.execute()
         plans = []
         for (pid, record), entries in zip(new, found):
-            if entries and not any(_is_status(f) for _i, f in entries):
+            if entries and not any(is_status(f) for _i, f in entries):
                 more = await self.redis.xrevrange(
                     ST.live_key(self.prefix, pid), "+", "-", count=BOOT_SCAN_MAX
                 )
                 entries = more or entries
-            plans.append((pid, record, *_snapshot(entries)))
+            plans.append((pid, record, *snapshot_of(entries)))
         # the cache starts with the newest durable events before the snapshot, so a
         # client resuming from the recent past is served from memory at once
         prefill = min(self.rc.cache_events, PREFILL)
@@ -316,7 +298,7 @@ class RedisSource:
         for pid, entries in zip(pids, found):
             replay = self.replays.get(pid)
             if replay is not None:
-                replay.oldest = _seq_or_zero(entries[0][0]) if entries else None
+                replay.oldest = seq_or_zero(entries[0][0]) if entries else None
 
     async def read_durable(self, pid: str, cursor: int, upto: int, count: int) -> list:
         """Durable events in (cursor, upto], ascending, at most ``count``."""
@@ -376,11 +358,11 @@ class RedisSource:
             backoff.attempts = 0
             self._up()
             for key, entries in found or []:
-                if _text(key) == announce:
-                    self._announce = _text(entries[-1][0])
+                if text(key) == announce:
+                    self._announce = text(entries[-1][0])
                     self._wake.set()  # a printer registered: read the registry now
                     continue
-                printer = self.printers.get(self._keys.get(_bytes(key), ""))
+                printer = self.printers.get(self._keys.get(as_bytes(key), ""))
                 if printer is None:
                     continue
                 for entry_id, fields in entries:
@@ -410,37 +392,3 @@ class RedisSource:
         held = self.throttle.check(key)
         if held is not None:
             _logger.warning("Skipped %s: %s (%d more like it held back)", key, why, held)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, (bytes, bytearray)) else str(value)
-
-
-def _bytes(value: Any) -> bytes:
-    return value if isinstance(value, bytes) else str(value).encode()
-
-
-def _seq_or_zero(entry_id: Any) -> int:
-    try:
-        return ST.seq_of(entry_id)
-    except ST.StreamError:
-        return 0
-
-
-def _snapshot(newest_first: list) -> tuple[list, int, int]:
-    """(the entries from the latest status up, newest first; the seq to relay after;
-    the live top). No status retained: nothing, after the top (the next keyframe
-    comes within seconds)."""
-    top = _seq_or_zero(newest_first[0][0]) if newest_first else 0
-    snapshot: list = []
-    for entry in newest_first:
-        snapshot.append(entry)
-        if _is_status(entry[1]):
-            start = _seq_or_zero(entry[0]) - 1
-            return snapshot, start, top
-    return [], top, top
-
-
-def _is_status(fields: Any) -> bool:
-    event = fields.get(b"e", fields.get("e")) if isinstance(fields, dict) else None
-    return event is not None and _text(event) == EV_STATUS

@@ -18,7 +18,7 @@ from octoprint_fluxprint.core.mirror import EventMirror, Row
 from octoprint_fluxprint.hub import config as C
 from octoprint_fluxprint.hub.identity import HubIdentity
 from octoprint_fluxprint.hub.sources import redis_replay as RR
-from octoprint_fluxprint.hub.sources.redis import Groups
+from octoprint_fluxprint.hub.sources.redis_parts import Groups
 
 SHA = "ab" * 32
 
@@ -263,3 +263,23 @@ def test_check_a_redis_config(tmp_path, capsys):
     path.write_text("source: redis\nredis: {block_ms: 5}\n")
     assert cli.main(["--config", str(path), "--check"]) == cli.EXIT_CONFIG
     assert "redis.block_ms" in capsys.readouterr().err
+
+
+def test_a_new_printers_snapshot_starts_at_its_latest_status():
+    from octoprint_fluxprint.hub.sources.redis_parts import snapshot_of
+
+    def entry(seq, event):
+        return (f"{seq}-0".encode(), {b"e": event.encode(), b"d": b"{}"})
+
+    newest_first = [
+        entry(9, "printer:temperature"),
+        entry(8, "printer:job_started"),
+        entry(7, "printer:status"),
+        entry(6, "printer:temperature"),
+        entry(5, "printer:status"),
+    ]
+    snapshot, start, top = snapshot_of(newest_first)
+    assert [e[0] for e in snapshot] == [b"9-0", b"8-0", b"7-0"]
+    assert (start, top) == (6, 9)  # relayed from the status on; the cache from 6
+    assert snapshot_of(newest_first[:2]) == ([], 9, 9)  # no status: after the top
+    assert snapshot_of([]) == ([], 0, 0)
