@@ -110,7 +110,8 @@ class RedisSource:
         for task in tasks:
             task.cancel()
         # bounded: a hub that is stopping never hangs on Redis
-        await asyncio.wait(tasks, timeout=STOP_S) if tasks else None
+        if tasks:
+            await asyncio.wait(tasks, timeout=STOP_S)
         if self.redis is not None:
             try:
                 await asyncio.wait_for(self.redis.aclose(), STOP_S)
@@ -174,6 +175,7 @@ class RedisSource:
                         ST.announce_key(self.prefix), "+", "-", count=1
                     )
                     self._announce = top[0][0].decode() if top else "0-0"
+                self._wake.clear()  # an announce from now on reads it again
                 records = await self.redis.hgetall(ST.registry_key(self.prefix))
                 self._up()
                 await self._registry(records)
@@ -183,7 +185,6 @@ class RedisSource:
                     self._ensure_reader(len(self.groups.groups) - 1)  # all groups
                     _logger.info("Registry read: %d printer(s)", len(self.printers))
                 backoff.attempts = 0
-                self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), POLL_S)
                 except asyncio.TimeoutError:
