@@ -26,7 +26,9 @@
 //   {"type": "stats", ...}                                          (op stats)
 // stdin, JSON lines:
 //   {"op": "grow", "n"}                  open clients until n exist (all connected)
-//   {"op": "window_start"} / {"op": "stats"}  latency (recv - trace.emit_ns, else
+//   {"op": "window_start"} / {"op": "stats"}  latency of temperature and progress
+//                                        (a status on connect is the held one: old)
+//                                        (recv - trace.emit_ns, else
 //                                        recv - ts) and counts since window_start
 //   {"op": "away", "c": [..]}            close those clients, keep their cursors
 //   {"op": "back", "c": [..]}            reconnect them (with their cursors)
@@ -60,10 +62,16 @@ const DURABLE = new Set([
 const jitter = opts.jitter_ms ?? 500;
 const retry = opts.retry_ms ?? 250;
 const clients = [];
+const sockets = new Set(); // every TCP socket opened (bytes read off them)
 let win = null;
 
 function newWindow() {
-  return { start: nowMs(), msgs: 0, lat: [], byClient: new Map(), durable: 0, resyncs: 0 };
+  const snap = new Map();
+  for (const s of sockets) {
+    if (s.destroyed) sockets.delete(s);
+    else snap.set(s, s.bytesRead ?? 0);
+  }
+  return { start: nowMs(), msgs: 0, lat: [], byClient: new Map(), durable: 0, resyncs: 0, firstDurable: null, snap };
 }
 
 function printersOf(i) {
@@ -106,6 +114,8 @@ function connect(c) {
     const down = c.downAt ? nowMs() - c.downAt : null;
     c.downAt = null;
     if (down !== null) c.reattach.push(down);
+    const tcpSock = tcp(c);
+    if (tcpSock) sockets.add(tcpSock);
     if (opts.durable_lines || down !== null) out({ type: "connect", c: c.i, url, conn: c.conn, down_ms: down });
     const printers = printersOf(c.i);
     const done = (ack) => {
@@ -144,7 +154,7 @@ function connect(c) {
       win.msgs += 1;
       const tr = data && data.trace;
       let sent = tr && tr.emit_ns > 0 ? tr.emit_ns / 1e6 : data && typeof data.ts === "number" ? data.ts : null;
-      if (sent !== null && (event === "printer:temperature" || event === "printer:progress" || event === "printer:status")) {
+      if (sent !== null && (event === "printer:temperature" || event === "printer:progress")) {
         const l = recv - sent;
         win.lat.push(l);
         if (opts.per_client_latency) {
@@ -156,7 +166,10 @@ function connect(c) {
     }
     if (DURABLE.has(event)) {
       const p = data.printer;
-      if (win) win.durable += 1;
+      if (win) {
+        win.durable += 1;
+        if (win.firstDurable === null) win.firstDurable = Date.now();
+      }
       c.cursors[p] = Math.max(c.cursors[p] ?? 0, data.seq);
       if (opts.durable_lines) out({ type: "durable", c: c.i, printer: p, seq: data.seq, event });
     } else if (event === "printer:resync") {
@@ -220,8 +233,14 @@ function stats() {
   for (const c of clients) reattach.push(...c.reattach);
   const perClient = {};
   for (const [i, a] of w.byClient) perClient[i] = summary(a);
+  let read = 0;
+  for (const s of sockets) {
+    read += (s.bytesRead ?? 0) - (w.snap.get(s) ?? 0);
+  }
   out({
     type: "stats",
+    bytes_read: read,
+    first_durable_t: w.firstDurable,
     seconds: (nowMs() - w.start) / 1000,
     clients: clients.length,
     connected: clients.filter((c) => c.subscribed).length,
