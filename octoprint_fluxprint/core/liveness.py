@@ -11,8 +11,9 @@ passed in.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 ONLINE = "online"
 STALE = "stale"
@@ -58,3 +59,15 @@ class Liveness:
         if self.failed or self.down_since is None:
             return OFFLINE
         return OFFLINE if now - self.down_since >= self.offline_after else STALE
+
+
+def registry_online(record: Mapping[str, Any], now_ms: int, offline_after: float) -> bool:
+    """Whether a printer's registry record (``core.streams.registry_record``) says
+    it is there: not marked offline by its plugin, and seen within ``offline_after``
+    (the plugin refreshes ``lastSeen`` every ``streams.HEARTBEAT_S``)."""
+    if record.get("state") == OFFLINE:
+        return False
+    seen = record.get("lastSeen")
+    if isinstance(seen, bool) or not isinstance(seen, int):
+        return False
+    return now_ms - seen < offline_after * 1000

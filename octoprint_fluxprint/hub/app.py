@@ -1,6 +1,7 @@
 """The hub process: the engine on its own tornado server, one ``RelayedPrinter``
-and mirror per configured printer, fed by the source; ``/health`` beside it, and
-``printer:printers`` whenever a printer's liveness changes."""
+and mirror per printer (configured, or registered in Redis at runtime), fed by the
+source; ``/health`` and ``/metrics`` beside it, and ``printer:printers`` whenever a
+printer's liveness changes or a printer appears."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ from ..core.relay import RelayedPrinter
 from ..server.clock import Clock
 from ..server.engine import MAX_HTTP_BUFFER_SIZE, Engine
 from ..server.feeds import Feed
+from ..server.prom import registry_for, render
 from .config import HubConfig
 from .identity import HubIdentity
+from .metrics import HubCollector
 from .sources import make_source
 
 _logger = logging.getLogger("fluxprint.hub")
@@ -40,7 +43,9 @@ class PrinterSlot:
 
     def __init__(self, hub: Hub, pid: str):
         self.id = pid
-        self.mirror = EventMirror()
+        redis = hub.cfg.source == "redis"
+        # redis: a cache of the last cache_events durable events (Redis has the rest)
+        self.mirror = EventMirror(hub.cfg.redis.cache_events) if redis else EventMirror()
         self.state = RelayedPrinter(hub.engine.feed_sink(pid, self.mirror), Clock(), pid)
         self.state.ask_status = lambda: hub.source and hub.source.request_status(pid)
         self.ready = asyncio.Event()
@@ -53,6 +58,13 @@ class PrinterSlot:
             blocking_log=False,
             ready=self.ready,
         )
+        self.replay: Any = None
+        if redis:
+            replay = self.replay = hub.source.replay_log(pid, self.mirror, self.state)
+            self.feed.log = replay
+            self.feed.read_async = replay.read_async
+            self.feed.catch_up = replay.catch_up
+        self.record: dict = {}  # the redis registry's record
         self.shown = ""  # the liveness state clients were last told
 
     def describe(self, now: float) -> dict:
@@ -92,20 +104,28 @@ class Hub:
             max_connections_per_user=self.cfg.limits.max_connections_per_user,
         )
         engine.set_security(limits, self.cfg.auth.allowed_origins)
-        for printer in self.cfg.printers:
+        cfg = self.cfg
+        self.source = make_source(cfg.source, cfg.printers, self, cfg)
+        if cfg.source == "redis":
+            source = self.source
+            engine.namespace.starting = lambda: not source.ready()
+            engine.namespace.dynamic = cfg.dynamic
+        for printer in cfg.printers:
             slot = self.slots[printer.id] = PrinterSlot(self, printer.id)
             engine.add_feed(slot.feed)
+        listen = cfg.listen
+        self.metrics = registry_for(engine, f"hub:{listen.port}")
+        self.metrics.register(HubCollector(self))
         app = tornado.web.Application(
             [
                 (r"/health", HealthHandler, {"hub": self}),
-                engine.route(self.cfg.listen.path),
+                (r"/metrics", MetricsHandler, {"hub": self}),
+                engine.route(listen.path),
             ]
         )
-        listen = self.cfg.listen
         self.server = app.listen(
             listen.port, address=listen.host, max_body_size=MAX_HTTP_BUFFER_SIZE + 1024
         )
-        self.source = make_source(self.cfg.source, self.cfg.printers, self)
         await self.source.start()
         from tornado.ioloop import PeriodicCallback
 
@@ -163,6 +183,16 @@ class Hub:
         slot = self.slots[printer_id]
         slot.liveness.message(time.monotonic())
         slot.state.on_payload(event, payload)
+        if slot.replay is not None:
+            slot.replay.relayed(slot.state.last_seq)
+
+    def on_printer(self, printer_id: str, record: dict, after: int) -> None:
+        slot = self.slots.get(printer_id)
+        if slot is None:
+            slot = self.slots[printer_id] = PrinterSlot(self, printer_id)
+        slot.record = record
+        if slot.state.last_seq == 0:
+            slot.mirror.set_horizon(after)  # the cache holds what comes from now
 
     def on_resync(self, printer_id: str, oldest: Optional[int], last: int) -> int:
         slot = self.slots[printer_id]
@@ -191,6 +221,16 @@ class Hub:
                 slot.mirror.count(),
             )
         slot.ready.set()
+        namespace = self.engine.namespace
+        if printer_id not in namespace.feeds:
+            # appeared at runtime: served now, and joined by every client that may
+            # see it and did not choose its printers; printer:printers follows
+            self.engine.add_feed(slot.feed)
+            joined = namespace.join_new_feed(printer_id)
+            _logger.info(
+                "Printer %s: served (%d client(s) joined)", printer_id, len(joined)
+            )
+            self._tick()
 
     # ~~ printer:printers
 
@@ -225,7 +265,7 @@ class Hub:
 
     def health(self) -> dict:
         now = time.monotonic()
-        return {
+        out = {
             "status": "ok",
             "version": VERSION,
             "socketio": {"clients": self.engine.client_count()},
@@ -233,6 +273,20 @@ class Hub:
                 pid: slot.liveness.state(now) for pid, slot in self.slots.items()
             },
         }
+        if self.cfg.source == "redis" and self.source is not None:
+            out["redis"] = self.source.stats()
+        return out
+
+
+class MetricsHandler(tornado.web.RequestHandler):
+    def initialize(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def get(self) -> None:
+        body, content_type = render(self.hub.metrics)
+        self.set_header("Content-Type", content_type)
+        self.set_header("Cache-Control", "no-store")
+        self.write(body)
 
 
 class HealthHandler(tornado.web.RequestHandler):

@@ -48,7 +48,8 @@ class Listen(Strict):
 
 class Printer(Strict):
     id: str = Field(pattern=PRINTER_ID)
-    url: str = Field(pattern=r"^https?://[^\s/]+(/.*)?$")
+    # the direct source's OctoPrint (the redis source needs neither url nor apikey)
+    url: Optional[str] = Field(None, pattern=r"^https?://[^\s/]+(/.*)?$")
     apikey: Optional[str] = Field(None, min_length=1, repr=False)
     path: str = DEFAULT_PLUGIN_PATH
 
@@ -110,10 +111,27 @@ class HubLimits(Strict):
     max_connections_per_user: int = Field(1000, ge=1, le=100_000)
 
 
+class RedisSection(Strict):
+    """The ``redis`` source (docs/hub.md): where the plugins publish, and how the hub
+    reads it."""
+
+    url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^(redis|rediss|unix)://")
+    prefix: str = Field("fluxprint", pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+    streams_per_read: int = Field(256, ge=1, le=10_000)  # printers per blocking XREAD
+    block_ms: int = Field(1000, ge=10, le=60_000)
+    cache_events: int = Field(1000, ge=0, le=1_000_000)  # durable events kept per printer
+
+    def __repr__(self) -> str:  # the url may hold a password
+        return f"RedisSection(prefix={self.prefix!r})"
+
+
 class HubConfig(Strict):
     listen: Listen = Field(default_factory=Listen)
-    source: Literal["direct"] = "direct"
-    printers: list[Printer] = Field(min_length=1)
+    source: Literal["direct", "redis"] = "direct"
+    # direct: the OctoPrints to connect to; redis: an allow-list (empty: every
+    # printer that registers)
+    printers: list[Printer] = Field(default_factory=list)
+    redis: RedisSection = Field(default_factory=RedisSection)
     auth: Auth = Field(default_factory=Auth)
     profiles: dict[str, Profile] = Field(default_factory=dict)
     limits: HubLimits = Field(default_factory=HubLimits)
@@ -123,6 +141,11 @@ class HubConfig(Strict):
 
     def profile(self, name: str) -> Profile:
         return {**BUILTIN_PROFILES, **self.profiles}[name]
+
+    @property
+    def dynamic(self) -> bool:
+        """Printers appear as they register (the redis source without an allow-list)."""
+        return self.source == "redis" and not self.printers
 
 
 def hash_token(token: str) -> str:
@@ -146,6 +169,9 @@ def _apply_env(raw: dict, env: dict) -> dict:
         raw["auth"]["trusted_networks"] = [
             n.strip() for n in nets.split(",") if n.strip()
         ]
+    url = env.get("FLUXPRINT_HUB_REDIS_URL")
+    if url and isinstance(raw.setdefault("redis", {}), dict):
+        raw["redis"]["url"] = url
     for printer in raw.get("printers") or []:
         if isinstance(printer, dict) and isinstance(printer.get("id"), str):
             value = env.get(env_key(printer["id"]))
@@ -171,7 +197,14 @@ def _check(cfg: HubConfig) -> list[str]:
     for i, pid in enumerate(ids):
         if pid in ids[:i]:
             problems.append(f"printers.{i}.id: duplicate printer id {pid!r}")
-    for i, p in enumerate(cfg.printers):
+    direct = cfg.source == "direct"
+    if direct and not cfg.printers:
+        problems.append("printers: the direct source needs at least one printer")
+    for i, p in enumerate(cfg.printers if direct else ()):
+        if not p.url:
+            problems.append(
+                f"printers.{i}.url: missing (the direct source connects to it)"
+            )
         if not p.apikey:
             problems.append(
                 f"printers.{i}.apikey: missing (set it here or in {env_key(p.id)})"
@@ -188,9 +221,17 @@ def _check(cfg: HubConfig) -> list[str]:
             )
             continue
         for name in printers or []:
-            if name != ALL and name not in ids:
-                problems.append(f"{where}.printers: unknown printer {name!r}")
-        if printers is None and profiles[profile].one_printer and len(ids) != 1:
+            if name == ALL or name in ids:
+                continue
+            if cfg.dynamic and re.match(PRINTER_ID, name):
+                continue  # it may register later
+            problems.append(f"{where}.printers: unknown printer {name!r}")
+        if (
+            printers is None
+            and profiles[profile].one_printer
+            and len(ids) != 1
+            and not cfg.dynamic
+        ):
             problems.append(
                 f"{where}.printers: the {profile} profile sees one printer; name it"
                 " (or list the ones it may see)"

@@ -43,7 +43,9 @@ class HubIdentity:
 
         def scope(printers: Optional[list[str]], profile: str) -> Optional[frozenset]:
             if printers is None:
-                return frozenset(ids[:1]) if cfg.profile(profile).one_printer else None
+                one = cfg.profile(profile).one_printer and not cfg.dynamic
+                # printers that register later (redis, no allow-list): all of them
+                return frozenset(ids[:1]) if one else None
             return None if ALL in printers else frozenset(printers)
 
         trusted = cfg.auth.trusted

@@ -68,6 +68,13 @@ class Delivery:
         self.queued_writes = 0  # ... and put on engine.io's queue
         self.fanout = Durations()  # per broadcast: emit to the last client's write
         self.seam_duplicates = 0  # durable events a replay had sent already: dropped
+        # what went out (Prometheus, server/prom.py): messages and encoded bytes, and
+        # the resumes (server/resume.py counts those)
+        self.messages_out = 0
+        self.bytes_out = 0
+        self.replays = 0
+        self.replayed_events = 0
+        self.resyncs = 0
         # deflate_shared: one compressor per cohort (clients in the same rooms)
         self.shared = SharedStreams(time.monotonic)
         self._rooms_of: dict[str, set[str]] = {}
@@ -212,6 +219,9 @@ class Delivery:
             ).encode()
             # one frame for all: UTF-8 (and deflate, where negotiated) done once
             pkt = wsframes.broadcast_packet(encoded)
+            count = len(targets) + len(streamed)
+            self.messages_out += count
+            self.bytes_out += count * len(encoded)
             if streamed:
                 targets.extend(self._send_streamed(streamed, encoded, pkt))
             self._send_all(targets, pkt)
@@ -275,6 +285,8 @@ class Delivery:
         encoded = self.sio.packet_class(
             sio_packet.EVENT, namespace=S.NAMESPACE, data=[event, payload]
         ).encode()
+        self.messages_out += 1
+        self.bytes_out += len(encoded)
         # private: on a deflate_shared websocket it must stay out of the stream
         self._send_all([eio_sid], wsframes.broadcast_packet(encoded, private=True))
 
@@ -344,6 +356,15 @@ class Delivery:
         if self.next_seq is None:
             return payload
         return {**payload, "seq": self.next_seq()}
+
+    def counters(self) -> dict:
+        return {
+            "messages_out": self.messages_out,
+            "bytes_out": self.bytes_out,
+            "replays": self.replays,
+            "replayed_events": self.replayed_events,
+            "resyncs": self.resyncs,
+        }
 
     def fanout_stats(self) -> dict:
         return {

@@ -10,6 +10,7 @@ the plugin's SQLite log, or the hub's in-memory mirror of the plugin's log.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -28,6 +29,14 @@ class Feed:
     # set once the replay source is complete (the hub's mirror after its fill);
     # None: always
     ready: Optional[asyncio.Event] = field(default=None, repr=False)
+    # an asynchronous replay source on the loop (the hub's redis feed): pages of
+    # rows (seq, event, payload) after a cursor, none above what the feed relayed
+    read_async: Optional[Callable[[int, int], Awaitable[list]]] = field(
+        default=None, repr=False
+    )
+    # awaited before a resume is planned: the feed catches up (bounded) with a
+    # cursor above what it relayed (a client from a hub slightly ahead)
+    catch_up: Optional[Callable[[int], Awaitable[None]]] = field(default=None, repr=False)
 
     @property
     def name(self) -> str:

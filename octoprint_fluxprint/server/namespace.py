@@ -38,6 +38,12 @@ class Namespace:
         self.multi = False  # the hub: many printers, printer lists, cursors per printer
         # the hub: called on the loop once a client has joined (sends printer:printers)
         self.on_joined: Optional[Callable[[str], None]] = None
+        # whether connects are refused with "server is starting" (the hub's redis
+        # source: until its registry was read once)
+        self.starting: Callable[[], bool] = lambda: not self.feeds
+        # printers may appear later (the hub's redis source): a credential that sees
+        # none yet is admitted and joins them as they come
+        self.dynamic = False
         self._register()
 
     @property
@@ -98,7 +104,7 @@ class Namespace:
     # ~~ connect and resume
 
     async def _on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
-        if not self.feeds:
+        if self.starting():
             raise ConnectionRefusedError("server is starting")
         verdict = self.guard.admit(environ, auth)
         if verdict.reason is not None:
@@ -107,7 +113,7 @@ class Namespace:
         keys = sorted(
             k for k, f in self.feeds.items() if scope is None or f.name in scope
         )
-        if not keys:
+        if not keys and not self.dynamic:
             self.guard.refused(verdict.remote, "no printer for this credential")
             raise ConnectionRefusedError("no printer for this credential")
         try:
@@ -152,6 +158,19 @@ class Namespace:
         cursors = info.extra.pop("cursors", {})
         for key in self.visible(sid):
             self._join(sid, key, cursors.get(key), None)
+
+    def join_new_feed(self, key: str) -> list[str]:
+        """A printer added at runtime (``feeds[key]`` is set): every client that may
+        see it and did not choose its printers joins it now. Returns those sids."""
+        joined = []
+        for sid, info in list(self.sessions.clients.items()):
+            extra = info.extra
+            if "cursors" in extra or extra.get("narrowed") or key in extra["feeds"]:
+                continue  # still connecting (joins it then), or chose its printers
+            if key in self.visible(sid):
+                self._join(sid, key, None, None)
+                joined.append(sid)
+        return joined
 
     def _join(
         self, sid: str, key: str, since: Optional[int], request: Optional[Any]
@@ -230,6 +249,7 @@ class Namespace:
             if unknown:
                 return {"ok": False, "error": f"printer not allowed: {unknown[0]}"}
             wanted = {names[p] for p in request.printers}
+            self.sessions.clients[sid].extra["narrowed"] = True
         try:
             cursors = self.resolve_cursors(request.since, sorted(wanted))
         except ValueError as exc:

@@ -6,6 +6,7 @@ or re-subscribes to with a cursor."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Callable, Optional
 
 from ..core import schema as S
@@ -15,6 +16,8 @@ from .feeds import Feed
 from .sessions import Sessions
 
 REPLAY_PAGE = 500
+
+_logger = logging.getLogger(__name__)
 
 
 class Resumer:
@@ -77,9 +80,15 @@ class Resumer:
                 replaying.pop(key, None)
             if sid not in clients:
                 return
+        if feed.catch_up is not None:
+            await feed.catch_up(since)
+            if sid not in clients:
+                return
         log = feed.log
         send_one = self.delivery.send_one
+        delivery = self.delivery
         if plan_resume(since, log.horizon(), feed.issued()) is Plan.RESYNC:
+            delivery.resyncs += 1
             if enter is not None:
                 enter()
             body = {
@@ -92,19 +101,24 @@ class Resumer:
             session = replaying[key] = ReplaySession(since)
             if enter is not None:
                 enter()
-            done = False
+            done = failed = False
             try:
                 await self._replay(sid, feed, session, send_one)
                 done = sid in clients and not session.overflow
+            except Exception:
+                # the replay source is away (Redis down): the client comes back
+                _logger.warning("Replay for %s failed", sid, exc_info=True)
+                failed = True
             finally:
                 if not done and replaying.get(key) is session:
                     replaying.pop(key, None)
+                delivery.replays += 1
+                delivery.replayed_events += session.replayed
             if sid not in clients:
                 return
-            if session.overflow:
-                await self.sessions.close_transport(
-                    sid, "replay overflow, reconnect to resume"
-                )
+            if session.overflow or failed:
+                why = "replay overflow" if session.overflow else "replay unavailable"
+                await self.sessions.close_transport(sid, why + ", reconnect to resume")
                 return
         if sid not in clients:
             return
@@ -119,7 +133,11 @@ class Resumer:
         loop = asyncio.get_running_loop()
         clients = self.sessions.clients
         while True:
-            if feed.blocking_log:
+            if feed.read_async is not None:
+                # on the loop, asynchronously (Redis): live durable events emitted
+                # meanwhile are buffered by the session, as with the executor
+                rows = await feed.read_async(session.cursor, REPLAY_PAGE)
+            elif feed.blocking_log:
                 rows = await loop.run_in_executor(
                     None, log.read_since, session.cursor, REPLAY_PAGE
                 )

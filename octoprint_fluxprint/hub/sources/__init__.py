@@ -1,6 +1,6 @@
 """Where the hub's printer data comes from. One interface (``base.Source``), like
 socket.io's adapter seam: ``direct`` (one Socket.IO client per printer, the
-embedded default) now, ``redis`` (Redis Streams, issue 14) beside it later."""
+embedded default) and ``redis`` (Redis Streams, issue 14)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,17 @@ from typing import Any
 from .base import Source, SourceEvents
 
 
-def make_source(kind: str, printers: list, events: SourceEvents) -> Source:
+def make_source(
+    kind: str, printers: list, events: SourceEvents, cfg: Any = None
+) -> Source:
     if kind == "direct":
         from .direct import DirectSource
 
         return DirectSource(printers, events)
+    if kind == "redis":
+        from .redis import RedisSource
+
+        return RedisSource(cfg, events)
     raise ValueError(f"unknown source {kind!r}")
 
 

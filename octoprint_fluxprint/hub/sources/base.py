@@ -3,8 +3,10 @@ messages as the plugin emitted them, in the plugin's seq order, resuming from th
 hub's cursor after any cut; the hub does everything else (relaying, the mirror,
 liveness, the clients).
 
-A ``redis`` source (issue 14) reads the same messages from Redis Streams with
-explicit last IDs derived from the same cursor; it calls the same callbacks.
+The ``redis`` source (issue 14) reads the same messages from Redis Streams with
+explicit last IDs derived from the same cursor; it calls the same callbacks, plus
+``on_printer`` when a printer registers, and gives each printer a replay source of
+its own (``replay_log``) that reads Redis asynchronously.
 """
 
 from __future__ import annotations
@@ -31,7 +33,14 @@ class SourceEvents(Protocol):
         ...
 
     def on_synced(self, printer_id: str) -> None:
-        """Every durable event the printer retains up to now has been delivered."""
+        """Every durable event the printer retains up to now has been delivered
+        (the redis source: the printer's snapshot is relayed; it is served now)."""
+        ...
+
+    def on_printer(self, printer_id: str, record: dict, after: int) -> None:
+        """A printer appeared (the redis source's registry or announce): the hub
+        makes room for it; relaying starts after seq ``after`` (nothing at or below
+        it is in the hub's cache)."""
         ...
 
 
@@ -47,3 +56,7 @@ class Source(Protocol):
         ...
 
     def stats(self) -> dict: ...
+
+    # optional (the redis source): replay_log(printer_id, cache, state) -> a replay
+    # source for server/feeds.Feed with read_async and catch_up; ready() -> whether
+    # the printers are known (connects are refused with "server is starting" until)

@@ -1,0 +1,1 @@
+from tests.harness.redis import redis_db, redis_server  # noqa: F401

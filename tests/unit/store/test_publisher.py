@@ -1,0 +1,196 @@
+"""The farm publisher against a real redis-server: both streams, idempotent
+re-sends, the live MINID trim, rollback detection and the back-fill, the thread's
+life (heartbeat, offline) and a Redis that is not there."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+from redisserver import free_port
+
+from octoprint_fluxprint.core import streams
+from octoprint_fluxprint.store.eventlog import EventLog
+from octoprint_fluxprint.store.farmqueue import make_item
+from octoprint_fluxprint.store.publisher import Publisher
+
+TEMP = "printer:temperature"
+JOB = "printer:job_started"
+CONN = "printer:connection"
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def msg(seq: int) -> dict:
+    return {"seq": seq, "ts": 1_700_000_000_000 + seq, "printer": "p1"}
+
+
+def ids(client, key: str) -> list[int]:
+    return [streams.seq_of(i) for i, _ in client.xrange(key)]
+
+
+@pytest.fixture
+def eventlog(tmp_path):
+    log = EventLog(os.path.join(tmp_path, "events.db"), max_age=0)
+    yield log
+    log.close()
+
+
+def log_durable(log: EventLog, seqs) -> None:
+    for seq in seqs:
+        log.append(seq, JOB, msg(seq), msg(seq)["ts"])
+    assert log.flush(5)
+
+
+def publisher(redis_server, eventlog=None, **kwargs) -> Publisher:
+    return Publisher(redis_server.url, "p1", eventlog=eventlog, **kwargs)
+
+
+def test_durable_events_go_to_both_streams_and_resend_is_a_skip(redis_server, redis_db):
+    pub = publisher(redis_server)
+    batch = [make_item(TEMP, msg(1)), make_item(JOB, msg(2)), make_item(TEMP, msg(3))]
+    pub._write(redis_db, batch)
+    assert ids(redis_db, "fluxprint:p1:live") == [1, 2, 3]
+    assert ids(redis_db, "fluxprint:p1:durable") == [2]
+    entry = redis_db.xrange("fluxprint:p1:durable")[0]
+    decoded = streams.decode(*entry)
+    assert decoded.event == JOB and decoded.payload == msg(2)
+    assert (pub.published, pub.skipped, pub.written_durable) == (3, 0, 2)
+    pub._write(redis_db, batch)  # the same again, as after a cut
+    assert ids(redis_db, "fluxprint:p1:live") == [1, 2, 3]
+    assert ids(redis_db, "fluxprint:p1:durable") == [2]
+    assert (pub.published, pub.skipped, pub.errors) == (3, 4, 0)
+
+
+def test_live_is_trimmed_to_about_the_retention(redis_server, redis_db):
+    clock = FakeClock()
+    pub = publisher(redis_server, clock=clock)
+    seq = 0
+    for _second in range(200):
+        for _ in range(5):
+            seq += 1
+            pub._write(redis_db, [make_item(TEMP, msg(seq))])
+        clock.now += 1.0
+    kept = ids(redis_db, "fluxprint:p1:live")
+    assert kept[-1] == 1000
+    # MINID ~ trims whole nodes: about 60 s (300 entries) kept, never less
+    assert 300 <= len(kept) < 600, len(kept)
+
+
+def test_durable_is_trimmed_to_the_oldest_seq_of_the_log(
+    redis_server, redis_db, tmp_path
+):
+    log = EventLog(os.path.join(tmp_path, "small.db"), max_events=3, max_age=0)
+    try:
+        log_durable(log, range(1, 11))
+        pub = publisher(redis_server, log)
+        pub._on_connect(redis_db)  # back-fills what the log holds
+        oldest = log.oldest_seq()
+        assert oldest is not None and oldest >= 8
+        assert ids(redis_db, "fluxprint:p1:durable")[0] >= oldest
+        assert ids(redis_db, "fluxprint:p1:durable")[-1] == 10
+    finally:
+        log.close()
+
+
+def test_connect_backfills_merged_with_the_queue_in_seq_order(
+    redis_server, redis_db, eventlog
+):
+    log_durable(eventlog, [2, 5, 8])
+    pub = publisher(redis_server, eventlog)
+    for seq, event in [(3, TEMP), (5, JOB), (6, TEMP), (9, TEMP), (10, CONN)]:
+        pub.offer(event, msg(seq))
+    pub._on_connect(redis_db)
+    # the back-fill took what the queue held below its end
+    assert ids(redis_db, "fluxprint:p1:live") == [2, 3, 5, 6, 8]
+    assert pub.backfilled == 3
+    pub._write(redis_db, pub.queue.pop_many(10))
+    assert ids(redis_db, "fluxprint:p1:live") == [2, 3, 5, 6, 8, 9, 10]
+    assert ids(redis_db, "fluxprint:p1:durable") == [2, 5, 8, 10]
+    registry = streams.parse_registry(redis_db.hget("fluxprint:printers", "p1"))
+    assert registry["state"] == "online" and registry["id"] == "p1"
+    announced = redis_db.xrange("fluxprint:announce")
+    assert [f[b"id"] for _, f in announced] == [b"p1"]
+
+
+def test_rollback_is_detected_and_backfilled(redis_server, redis_db, eventlog):
+    log_durable(eventlog, range(1, 7))
+    pub = publisher(redis_server, eventlog)
+    pub._on_connect(redis_db)
+    assert pub.snapshot_rollbacks == 0
+    assert ids(redis_db, "fluxprint:p1:durable") == [1, 2, 3, 4, 5, 6]
+    # Redis comes back from a snapshot that had only 1..3
+    redis_db.flushall()
+    for seq in (1, 2, 3):
+        fields = streams.encode(JOB, msg(seq))
+        redis_db.xadd("fluxprint:p1:live", fields, id=streams.entry_id(seq))
+        redis_db.xadd("fluxprint:p1:durable", fields, id=streams.entry_id(seq))
+    pub._on_connect(redis_db)
+    assert pub.snapshot_rollbacks == 1
+    assert pub.redis_top == 3
+    assert ids(redis_db, "fluxprint:p1:durable") == [1, 2, 3, 4, 5, 6]
+    assert ids(redis_db, "fluxprint:p1:live") == [1, 2, 3, 4, 5, 6]
+    # a plain reconnect is no rollback
+    pub._on_connect(redis_db)
+    assert pub.snapshot_rollbacks == 1
+
+
+def test_a_fresh_publisher_does_not_call_an_old_redis_a_rollback(
+    redis_server, redis_db, eventlog
+):
+    log_durable(eventlog, [1, 2])
+    fields = streams.encode(JOB, msg(1))
+    redis_db.xadd("fluxprint:p1:durable", fields, id="1-0")
+    pub = publisher(redis_server, eventlog)
+    pub._on_connect(redis_db)
+    assert pub.snapshot_rollbacks == 0
+    assert ids(redis_db, "fluxprint:p1:durable") == [1, 2]
+
+
+def test_thread_publishes_heartbeats_and_says_offline(redis_server, redis_db, eventlog):
+    pub = publisher(redis_server, eventlog, heartbeat=0.1, name="Printer One")
+    pub.start()
+    try:
+        for seq in range(1, 21):
+            pub.offer(CONN if seq % 5 == 0 else TEMP, msg(seq))
+        deadline = time.monotonic() + 10
+        while pub.published < 20 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pub.state == "up"
+        assert ids(redis_db, "fluxprint:p1:live") == list(range(1, 21))
+        assert ids(redis_db, "fluxprint:p1:durable") == [5, 10, 15, 20]
+        record = json.loads(redis_db.hget("fluxprint:printers", "p1"))
+        assert record["name"] == "Printer One" and record["state"] == "online"
+    finally:
+        assert pub.stop(5)
+    record = json.loads(redis_db.hget("fluxprint:printers", "p1"))
+    assert record["state"] == "offline" and record["lastSeq"] == 20
+    assert pub.stats()["cpu_s"] > 0
+
+
+def test_no_redis_keeps_memory_bounded_and_reports_down():
+    pub = Publisher(f"redis://127.0.0.1:{free_port()}/0", "p1", queue_max=50)
+    pub.start()
+    try:
+        for seq in range(1, 1001):
+            pub.offer(JOB if seq % 100 == 0 else TEMP, msg(seq))
+        deadline = time.monotonic() + 10
+        while pub.state != "down" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stats = pub.stats()
+        assert stats["state"] == "down"
+        assert stats["queue"] == 50 and stats["dropped"] == 950
+        assert "ConnectionError" in stats["last_error"]
+        # the durable events are the last to go
+        kept = [i.seq for i in pub.queue.pop_many(100)]
+        assert all(s in kept for s in range(100, 1001, 100))
+    finally:
+        assert pub.stop(5)
