@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+from typing import Any
 
 import flask
 import octoprint.plugin
@@ -21,6 +22,7 @@ from ..server.engine import Engine
 from ..store.eventlog import EventLog
 from ..store.seq import FileBound, FloorBound, SeqAllocator
 from . import panel, settings
+from .farm import Farm, PublisherCollector, TapSink, instance_id
 from .feed import PrinterFeed, seed
 from .identity import Identity, receive_permission
 from .panel_push import PanelPush
@@ -45,6 +47,8 @@ class FluxPrintPlugin(
         self.identity: Identity | None = None
         self._feed: PrinterFeed | None = None
         self._panel: PanelPush | None = None
+        self._farm: Farm | None = None
+        self._prom: Any = None
 
     def initialize(self):
         self.config = settings.Reader(self._settings, self._logger)
@@ -77,8 +81,10 @@ class FluxPrintPlugin(
             floor_seq=floor,
         )
         self.seq = SeqAllocator(FloorBound(bound, self.eventlog))
+        # what a virtual farm subscriber gets goes to Redis too (plugin/farm.py)
+        tap = TapSink(self.engine.delivery)
         state = self.printer_state = PrinterState(
-            sink=self.engine.delivery,
+            sink=tap,
             clock=Clock(),
             next_seq=self.seq.next,
             printer_id=self.config.printer_id(),
@@ -101,6 +107,15 @@ class FluxPrintPlugin(
         self.identity.start_sweep(loop, self.engine)
         self._feed = PrinterFeed(self.engine, state)
         self._printer.register_callback(self._feed)
+        self._farm = Farm(
+            state,
+            tap,
+            self.engine.submit,
+            self.eventlog,
+            self._plugin_version,
+            instance_id(data),
+        )
+        self._farm.start(*self._redis_config())
         self._logger.info(
             "FluxPrint serving Socket.IO at path %s, namespace %s, printer id %r",
             schema.SOCKETIO_PATH,
@@ -112,6 +127,9 @@ class FluxPrintPlugin(
         if self._feed is not None:
             self._printer.unregister_callback(self._feed)
             self._feed = None
+        if self._farm is not None:
+            # "offline" in the registry, in bounded time
+            self._farm.stop(5)
         engine = self.engine
         if engine is not None and engine.loop is not None and engine.clients:
             # OctoPrint has stopped the IOLoop by now: run it once more to say goodbye
@@ -138,7 +156,13 @@ class FluxPrintPlugin(
         return settings.SETTINGS_VERSION
 
     def get_settings_restricted_paths(self):
-        return {"admin": [["printer_id"], *([key] for key in settings.SECURITY_SETTINGS)]}
+        return {
+            "admin": [
+                ["printer_id"],
+                ["redis"],
+                *([key] for key in settings.SECURITY_SETTINGS),
+            ]
+        }
 
     def on_settings_save(self, data):
         # OctoPrint swallows exceptions here and still answers 200: clamp, never raise
@@ -155,7 +179,17 @@ class FluxPrintPlugin(
                 self.config.printer_id(),
                 self.config.channels(),
             )
+        if self._farm is not None:
+            # a changed url, prefix or printer id restarts the publisher (a thread)
+            self._farm.reconfigure(*self._redis_config())
         return result
+
+    def _redis_config(self) -> tuple[str, str, int, str, str]:
+        url, prefix, queue_max = self.config.redis()
+        printer_id = self.config.printer_id()
+        name = self._settings.global_get(["appearance", "name"])
+        name = name if isinstance(name, str) and name.strip() else printer_id
+        return url, prefix, queue_max, printer_id, name.strip()
 
     def _apply_settings(
         self,
@@ -236,8 +270,14 @@ class FluxPrintPlugin(
     def _panel_mark(self, token: str, is_open: bool) -> None:
         # on the loop
         if self._panel is None:
-            self._panel = PanelPush(self.engine, self._panel_send)
+            self._panel = PanelPush(self.engine, self._panel_send, self._panel_extra)
         self._panel.mark(token, is_open)
+
+    def _panel_extra(self) -> dict:
+        return {"redis": self._redis_stats()}
+
+    def _redis_stats(self) -> dict:
+        return self._farm.stats() if self._farm is not None else {"state": "off"}
 
     def _panel_send(self, message: dict) -> None:
         self._plugin_manager.send_plugin_message(
@@ -256,8 +296,11 @@ class FluxPrintPlugin(
     def health(self):
         # public and minimal; ?detail=1 adds counters, with the receive permission
         detail = flask.request.args.get("detail") in ("1", "true", "yes")
-        if detail and not receive_permission().can():
+        prometheus = flask.request.args.get("format") == "prometheus"
+        if (detail or prometheus) and not receive_permission().can():
             flask.abort(403)
+        if prometheus:
+            return self._prometheus()
         connected = False
         if self.printer_state is not None:
             connected = self.printer_state.connection["state"] == "connected"
@@ -284,7 +327,20 @@ class FluxPrintPlugin(
             "allowed_origins": self.config.allowed_origins(),
             "security": engine.security_stats() if engine else {},
             "fanout": engine.fanout_stats() if engine else {},
+            "redis": self._redis_stats(),
         }
+
+    def _prometheus(self):
+        from ..server import prom
+
+        if self.engine is None or self._farm is None:
+            flask.abort(503)
+        if self._prom is None:
+            registry = prom.registry_for(self.engine, "plugin")
+            registry.register(PublisherCollector(self._farm))
+            self._prom = registry
+        body, content_type = prom.render(self._prom)
+        return flask.Response(body, content_type=content_type)
 
     # ~~ hooks
 

@@ -5,7 +5,7 @@ renewed by the page), to settings admins with the FluxPrint permission only."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from .panel import PanelFeed
 
@@ -16,9 +16,16 @@ class PanelPush:
     """On the loop. ``send`` is the plugin manager's ``send_plugin_message`` bound to
     the plugin's identifier and the panel's permissions."""
 
-    def __init__(self, engine: Any, send: Callable[[dict], None]):
+    def __init__(
+        self,
+        engine: Any,
+        send: Callable[[dict], None],
+        extra: Optional[Callable[[], dict]] = None,
+    ):
         self._engine = engine
         self._send = send
+        # more of the panel's sections (the Redis link), merged into each push
+        self._extra = extra
         self.feed = PanelFeed()
         self._timer: Any = None
 
@@ -62,4 +69,6 @@ class PanelPush:
             printer.connection,
         )
         if message is not None:
+            if self._extra is not None:
+                message.update(self._extra())
             self._send(message)

@@ -5,6 +5,7 @@ anyway, so a bad value is clamped or dropped instead."""
 
 from __future__ import annotations
 
+import re
 import socket
 from typing import Any
 
@@ -37,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     "max_connections_per_user": 20,
     "rate_limit": {"burst": 20, "per_second": 5.0, "disconnect_after": 50},
     "max_message_bytes": 16384,
+    # the print farm (docs/farm.md): publish to Redis Streams; "" is off. Admin only
+    # (the URL may hold a password)
+    "redis": {"url": "", "prefix": "fluxprint", "queue_max": 10000},
 }
 
 INTERVAL_SETTINGS = {
@@ -63,6 +67,11 @@ NUMERIC_GROUPS: dict[str, dict[str, tuple[type, float]]] = {
 }
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+QUEUE_BOUNDS = (100, 1_000_000)
+
+
 def clamp_interval(value: Any, fallback: float) -> float:
     return ratelimit.clamp_float(value, fallback, 0.0, schema.MAX_INTERVAL)
 
@@ -79,6 +88,31 @@ def clean_numbers(values: Any, fields: dict[str, tuple[type, float]]) -> dict:
         if value != value or value < minimum:
             continue
         out[key] = kind(value)
+    return out
+
+
+def valid_redis_url(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().startswith(REDIS_SCHEMES)
+
+
+def clean_redis(values: Any) -> dict:
+    """The redis group of a save: a URL of redis://, rediss:// or unix:// (or "",
+    off), a prefix like a printer id, a queue bound; anything else is dropped."""
+    out: dict[str, Any] = {}
+    if not isinstance(values, dict):
+        return out
+    url = values.get("url")
+    if url == "" or url is None and "url" in values:
+        out["url"] = ""
+    elif valid_redis_url(url):
+        out["url"] = url.strip()
+    prefix = values.get("prefix")
+    if isinstance(prefix, str) and REDIS_PREFIX.match(prefix.strip()):
+        out["prefix"] = prefix.strip()
+    if "queue_max" in values:
+        out["queue_max"] = ratelimit.clamp_int(
+            values["queue_max"], DEFAULTS["redis"]["queue_max"], *QUEUE_BOUNDS
+        )
     return out
 
 
@@ -138,6 +172,20 @@ class Reader:
     def allowed_origins(self) -> list[str]:
         return auth.normalize_origins(self._settings.get(["allowed_origins"]))
 
+    def redis(self) -> tuple[str, str, int]:
+        """(url, prefix, queue_max) of the farm's Redis; url "" is off."""
+        defaults = DEFAULTS["redis"]
+        url = self._settings.get(["redis", "url"])
+        prefix = self._settings.get(["redis", "prefix"])
+        queue_max = self._settings.get(["redis", "queue_max"])
+        return (
+            url.strip() if valid_redis_url(url) else "",
+            prefix
+            if isinstance(prefix, str) and REDIS_PREFIX.match(prefix)
+            else defaults["prefix"],
+            ratelimit.clamp_int(queue_max, defaults["queue_max"], *QUEUE_BOUNDS),
+        )
+
     def clean(self, data: Any) -> dict:
         """A settings save, validated (never raises)."""
         data = dict(data or {})
@@ -162,6 +210,8 @@ class Reader:
         for group, fields in NUMERIC_GROUPS.items():
             if group in data:
                 data[group] = clean_numbers(data[group], fields)
+        if "redis" in data:
+            data["redis"] = clean_redis(data["redis"])
         self._clean_security(data)
         return data
 

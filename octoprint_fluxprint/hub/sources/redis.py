@@ -41,6 +41,7 @@ READ_COUNT = 500  # entries per stream per XREAD
 BOOT_SCAN = 64  # entries read back from a new printer's top to find its status
 BOOT_SCAN_MAX = 2000
 DOWN = (RedisError, OSError, asyncio.TimeoutError)
+RECONNECT_CAP_S = 5.0  # Redis back: durable flow within seconds
 
 
 class Groups:
@@ -169,7 +170,7 @@ class RedisSource:
     # ~~ the registry
 
     async def _poll_loop(self) -> None:
-        backoff = Backoff()
+        backoff = Backoff(cap=RECONNECT_CAP_S)
         while True:
             try:
                 if self._announce is None:
@@ -318,7 +319,7 @@ class RedisSource:
             self._readers.append(asyncio.ensure_future(self._read_loop(index)))
 
     async def _read_loop(self, group: int) -> None:
-        backoff = Backoff()
+        backoff = Backoff(cap=RECONNECT_CAP_S)
         announce = ST.announce_key(self.prefix)
         while True:
             pids = self.groups.groups[group]

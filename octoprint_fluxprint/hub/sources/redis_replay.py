@@ -90,8 +90,9 @@ class RedisReplay:
                 pass
             finally:
                 self._waiters = [w for w in self._waiters if w[1] is not future]
-        if since < self.horizon():
-            # about to resync: make sure Redis really no longer holds it
+        if since < self.cache.horizon():
+            # Redis will be read (or the client resynced): what it retains now, not
+            # as of the last poll (one round trip; a cursor in the cache needs none)
             await self.source.refresh_oldest([self.pid])
 
     def relayed(self, top: int) -> None:

@@ -336,6 +336,40 @@ $(function () {
             });
         });
 
+        // the print farm's Redis link (off, connecting, up, down), pushed with health
+        self.redis = ko.observable(undefined);
+        self.redisStateText = ko.pureComputed(function () {
+            var redis = self.redis();
+            return redis ? redis.state : gettext("off");
+        });
+        self.redisStateCss = ko.pureComputed(function () {
+            var state = self.redis() && self.redis().state;
+            return {
+                "label-success": state === "up",
+                "label-important": state === "down",
+                "label-warning": state === "connecting"
+            };
+        });
+        self.redisText = ko.pureComputed(function () {
+            var redis = self.redis();
+            if (!redis || redis.state === "off") {
+                return "";
+            }
+            return _.sprintf(
+                gettext("queue %(queue)s, published %(published)s, back-filled %(backfilled)s, dropped %(dropped)s"),
+                {
+                    queue: redis.queue,
+                    published: redis.published,
+                    backfilled: redis.backfilled,
+                    dropped: redis.dropped
+                }
+            );
+        });
+        self.redisError = ko.pureComputed(function () {
+            var redis = self.redis();
+            return redis && redis.state !== "up" && redis.last_error ? redis.last_error : "";
+        });
+
         self._token = randomToken();
         self._open = false;
         self._poll = undefined;
@@ -428,6 +462,7 @@ $(function () {
             }
             self.clients(_.map(data.clients || [], self._row));
             self.health(data.health || undefined);
+            self.redis(data.redis || undefined);
         };
     }
 

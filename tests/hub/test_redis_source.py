@@ -1,0 +1,531 @@
+"""The hub's redis source with real parts: a real ``redis-server``
+(tools/redisserver.py), real hub processes (``source: redis``), python-socketio
+clients, and a small synthetic writer that writes what a plugin would
+(``core.streams``: a durable event into live + durable in one MULTI, status
+keyframes every 2 s, telemetry, the registry's heartbeat and an announce, and a
+back-fill of the durable events Redis lacks after a cut).
+
+Shown: printers appear as they register (to a client connected before); replay
+from the cache and from Redis; a resync for a cursor older than the durable
+stream's first entry; a client moving from hub A to hub B with its cursors loses
+and duplicates nothing, per-printer seqs strictly increasing; Redis kill -9 and
+restart: the hub reconnects and the flow resumes; a silent printer goes stale, then
+online again; ``/metrics`` parses. Counts go to test-artifacts/hub-redis.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from typing import Any, Optional
+
+import pytest
+import redis
+import requests
+import socketio
+from octoserver import free_port
+from prometheus_client.parser import text_string_to_metric_families
+from redisserver import RedisServer
+
+from octoprint_fluxprint.core import streams as ST
+from tests.hub.conftest import HubClient, HubProcess
+
+pytestmark = pytest.mark.integration
+
+PREFIX = "farmtest"
+
+
+class SynthPrinter:
+    """What one plugin's publisher writes, from a thread; ``paused`` makes it
+    silent (no entries, no heartbeat)."""
+
+    def __init__(self, url: str, pid: str, seq0: int = 0):
+        self.pid = pid
+        self.r = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1)
+        self.seq = seq0
+        self.durable: list[tuple[int, str, dict]] = []  # the plugin's log
+        self.lock = threading.Lock()
+        self.paused = False
+        self.dirty = False  # a write failed: back-fill before the next
+        self.announced = False
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.live = ST.live_key(PREFIX, pid)
+        self.durable_key = ST.durable_key(PREFIX, pid)
+
+    def start(self) -> SynthPrinter:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(5)
+
+    def _payload(self, seq: int, body: dict) -> dict:
+        return {**body, "seq": seq, "ts": int(time.time() * 1000), "printer": self.pid}
+
+    def _write(self, event: str, body: dict, durable: bool) -> int:
+        with self.lock:
+            self.seq += 1
+            seq = self.seq
+            payload = self._payload(seq, body)
+            if durable:
+                self.durable.append((seq, event, payload))
+            try:
+                if self.dirty:
+                    self._backfill()
+                pipe = self.r.pipeline(transaction=True)
+                fields = ST.encode(event, payload)
+                pipe.xadd(self.live, fields, id=ST.entry_id(seq))
+                if durable:
+                    pipe.xadd(self.durable_key, fields, id=ST.entry_id(seq))
+                pipe.execute()
+            except redis.RedisError:
+                self.dirty = True
+            return seq
+
+    def _backfill(self) -> None:
+        top = self.r.xrevrange(self.durable_key, "+", "-", count=1)
+        top_seq = ST.seq_of(top[0][0]) if top else 0
+        pipe = self.r.pipeline(transaction=True)
+        for seq, event, payload in self.durable:
+            if seq > top_seq:
+                fields = ST.encode(event, payload)
+                pipe.xadd(self.live, fields, id=ST.entry_id(seq))
+                pipe.xadd(self.durable_key, fields, id=ST.entry_id(seq))
+        pipe.execute(raise_on_error=False)  # live may hold later statuses already
+        self.dirty = False
+
+    def event(self, event: str = "printer:job_started") -> int:
+        return self._write(event, {"filename": f"f{self.seq}.gcode"}, True)
+
+    def status(self) -> int:
+        body = {
+            "state": {"text": "Operational", "flags": {"operational": True}},
+            "temperature": {},
+            "job": {},
+            "progress": {},
+            "connection": {"state": "Operational"},
+        }
+        return self._write("printer:status", body, False)
+
+    def heartbeat(self) -> None:
+        record = ST.registry_record(
+            self.pid, self.pid.upper(), "test", "synth", int(time.time() * 1000), self.seq
+        )
+        try:
+            self.r.hset(ST.registry_key(PREFIX), self.pid, record)
+            if not self.announced:
+                self.r.xadd(
+                    ST.announce_key(PREFIX),
+                    {"id": self.pid},
+                    maxlen=ST.ANNOUNCE_MAXLEN,
+                    approximate=True,
+                )
+                self.announced = True
+        except redis.RedisError:
+            pass
+
+    def _run(self) -> None:
+        last_status = last_beat = last_temp = 0.0
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            if not self.paused:
+                if now - last_beat >= 1.0:
+                    self.heartbeat()
+                    last_beat = now
+                if now - last_status >= ST.KEYFRAME_S:
+                    self.status()
+                    last_status = now
+                if now - last_temp >= 0.5:
+                    self._write(
+                        "printer:temperature", {"tool0": {"actual": 200.0}}, False
+                    )
+                    last_temp = now
+            time.sleep(0.05)
+
+
+def hub_config(url: str, **redis_extra: Any) -> dict:
+    return {
+        "source": "redis",
+        "redis": {"url": url, "prefix": PREFIX, "block_ms": 500, **redis_extra},
+        "auth": {"trusted": {"profile": "dashboard"}},
+        "stale_after": 3,
+        "offline_after": 6,
+        "log_level": "DEBUG",
+    }
+
+
+def wait_for(check, timeout: float = 15.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or check}")
+
+
+def seqs_increase(client: HubClient) -> bool:
+    """Every message a client got carries, per printer, a strictly higher seq."""
+    last: dict[str, int] = {}
+    with client.lock:
+        events = list(client.events)
+    for _t, _event, data in events:
+        if not isinstance(data, dict) or data.get("printer") in (None, "hub"):
+            continue
+        pid, seq = data["printer"], data.get("seq")
+        if not isinstance(seq, int):
+            continue
+        if seq <= last.get(pid, 0):
+            return False
+        last[pid] = seq
+    return True
+
+
+def count(client_durable: list, log: list, since: int = 0) -> dict:
+    got = [s for s, _e in client_durable if s > since]
+    want = [s for s, _e, _p in log if s > since]
+    return {
+        "compared": len(want),
+        "lost": len(set(want) - set(got)),
+        "duplicated": len(got) - len(set(got)),
+        "out_of_order": int(got != sorted(got)),
+    }
+
+
+def last_durable(client: HubClient, pid: str) -> int:
+    rows = durable_of(client, pid)
+    return rows[-1][0] if rows else 0
+
+
+def joined(client: HubClient, pids: set) -> None:
+    """Wait until the client has a status of each printer (it is in their rooms)."""
+    wait_for(
+        lambda: {s["printer"] for s in client.seen("printer:status")} >= pids,
+        what=f"a status of {pids}",
+    )
+
+
+def durable_of(client: HubClient, pid: str) -> list[tuple[int, str]]:
+    with client.lock:
+        return [(s, e) for p, s, e in client.durable if p == pid]
+
+
+def metrics(hub: HubProcess) -> dict[str, Any]:
+    text = requests.get(hub.url + "/metrics", timeout=5).text
+    out: dict[str, Any] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return out
+
+
+RESULTS: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="module")
+def rds(tmp_path_factory):
+    server = RedisServer(str(tmp_path_factory.mktemp("redis")))
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="module")
+def writers(rds):
+    made: dict[str, SynthPrinter] = {}
+    yield made
+    for writer in made.values():
+        writer.stop()
+
+
+@pytest.fixture(scope="module")
+def hubs(tmp_path_factory, rds):
+    made: dict[str, HubProcess] = {}
+
+    def start(name: str, **redis_extra: Any) -> HubProcess:
+        hub = HubProcess(
+            str(tmp_path_factory.mktemp(f"hub-{name}")),
+            hub_config(rds.url, **redis_extra),
+            free_port(),
+        )
+        hub.start()
+        made[name] = hub
+        return hub
+
+    yield start
+    for hub in made.values():
+        hub.stop()
+    path = os.path.join(os.environ.get("FLUXPRINT_ARTIFACTS", "test-artifacts"))
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "hub-redis.json"), "w") as f:
+        json.dump(RESULTS, f, indent=2)
+
+
+def test_refuses_connects_until_the_registry_was_read(tmp_path):
+    hub = HubProcess(
+        str(tmp_path), hub_config(f"redis://127.0.0.1:{free_port()}/0"), free_port()
+    )
+    hub.start()
+    try:
+        client = HubClient(hub.url)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            client.start()
+        client.close()
+        assert any("server is starting" in e for e in client.connect_errors), (
+            client.connect_errors
+        )
+        assert hub.health()["redis"]["up"] is False
+    finally:
+        hub.stop()
+
+
+def test_printers_appear_as_they_register(rds, writers, hubs):
+    hub = hubs("a", cache_events=1000)
+    client = HubClient(hub.url).start()
+    try:
+        wait_for(lambda: client.seen("printer:printers"), what="printer:printers")
+        assert client.seen("printer:printers")[0]["printers"] == []
+        for pid in ("p0", "p1"):
+            writers[pid] = SynthPrinter(rds.url, pid).start()
+        # joined at once: printer:printers names it, its snapshot status comes
+        wait_for(
+            lambda: (
+                {
+                    p["id"]
+                    for m in client.seen("printer:printers")
+                    for p in m["printers"]
+                    if p["state"] == "online"
+                }
+                >= {"p0", "p1"}
+            ),
+            what="p0 and p1 online",
+        )
+        wait_for(
+            lambda: {s["printer"] for s in client.seen("printer:status")} >= {"p0", "p1"},
+            what="a status from each",
+        )
+        joined(client, {"p0", "p1"})
+        seqs = [writers["p0"].event() for _ in range(5)]
+        wait_for(lambda: [s for s, _e in durable_of(client, "p0")][-5:] == seqs)
+        assert seqs_increase(client)
+        stats = hub.health()["redis"]
+        assert stats["up"] and stats["readers"] == 1 and stats["reads"] > 0
+    finally:
+        client.close()
+
+
+def test_replay_from_the_cache_and_from_redis(rds, writers, hubs):
+    hub_a = hubs("a2", cache_events=1000)
+    hub_small = hubs("small", cache_events=3)
+    for hub in (hub_a, hub_small):
+        wait_for(lambda h=hub: set(h.health()["printers"]) >= {"p0", "p1"})
+    w = writers["p0"]
+    cursor = w.event()
+    for hub in (hub_a, hub_small):
+        wait_for(lambda h=hub: h.health()["redis"]["printers"] >= 2)
+    written = [w.event() for _ in range(10)]
+    out = {}
+    for name, hub in (("cache", hub_a), ("redis", hub_small)):
+        wait_for(
+            lambda h=hub: (
+                requests.get(h.url + "/health").ok and _relayed(h, "p0") >= written[-1]
+            ),
+            what="the hub relayed the events",
+        )
+        client = HubClient(hub.url)
+        client.cursors = {"p0": cursor}
+        client.start()
+        try:
+            wait_for(lambda c=client: len(durable_of(c, "p0")) >= 10, what="replay")
+            got = [s for s, _e in durable_of(client, "p0")]
+            assert got[:10] == written, (name, got)
+            assert not client.errors
+            assert seqs_increase(client)
+            stats = hub.health()["redis"]
+            out[name] = stats
+            if name == "cache":
+                assert stats["replay_from_cache"] >= 10
+            else:
+                assert stats["replay_from_redis"] >= 7
+        finally:
+            client.close()
+    RESULTS["replay"] = {
+        k: {x: v[x] for x in ("replay_from_cache", "replay_from_redis")}
+        for k, v in out.items()
+    }
+
+
+def _relayed(hub: HubProcess, pid: str) -> int:
+    client = HubClient(hub.url, printers=[pid]).start()
+    try:
+        wait_for(lambda: client.seen("printer:printers"))
+        rows = [
+            p for p in client.seen("printer:printers")[-1]["printers"] if p["id"] == pid
+        ]
+        return rows[0]["lastSeq"] if rows else 0
+    finally:
+        client.close()
+
+
+def test_resync_for_a_cursor_older_than_redis_retains(rds, writers, hubs):
+    hub = hubs("small2", cache_events=3)
+    w = writers["p1"]
+    old = w.event()
+    for _ in range(8):
+        w.event()
+    # the plugin trims durable to the oldest its log keeps
+    keep = w.durable[-4][0]
+    w.r.xtrim(w.durable_key, minid=ST.entry_id(keep), approximate=False)
+    wait_for(lambda: _relayed(hub, "p1") >= w.durable[-1][0])
+    client = HubClient(hub.url)
+    client.cursors = {"p1": old}
+    client.start()
+    try:
+        wait_for(lambda: client.seen("printer:resync"), what="a resync")
+        body = client.seen("printer:resync")[0]
+        assert body["printer"] == "p1" and body["requested"] == old
+        assert body["oldestSeq"] == keep
+        # nothing partial was replayed
+        assert not [s for s, _e in durable_of(client, "p1") if s <= w.durable[-1][0]]
+        RESULTS["resync"] = body
+    finally:
+        client.close()
+
+
+def test_a_client_moves_from_hub_a_to_hub_b(rds, writers, hubs):
+    hub_a, hub_b = hubs("move-a"), hubs("move-b")
+    for hub in (hub_a, hub_b):
+        wait_for(lambda h=hub: h.health()["redis"]["printers"] >= 2)
+    first = HubClient(hub_a.url).start()
+    joined(first, {"p0", "p1"})
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            for w in (writers["p0"], writers["p1"]):
+                w.event("printer:job_paused")
+            time.sleep(0.05)
+
+    base = {pid: writers[pid].durable[-1][0] for pid in ("p0", "p1")}
+    thread = threading.Thread(target=load)
+    thread.start()
+    try:
+        wait_for(lambda: len(first.durable) > 20)
+        hub_a.kill()
+        second = HubClient(hub_b.url)
+        with first.lock:
+            second.cursors = dict(first.cursors)
+        second.start()
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        thread.join()
+    try:
+        counts = {}
+        for pid in ("p0", "p1"):
+            log = writers[pid].durable
+            wait_for(lambda p=pid, lg=log: last_durable(second, p) == lg[-1][0])
+            union = [
+                d
+                for d in durable_of(first, pid) + durable_of(second, pid)
+                if d[0] > base[pid]
+            ]
+            counts[pid] = count(union, log, base[pid])
+            assert counts[pid]["lost"] == 0 and counts[pid]["duplicated"] == 0, counts
+            assert counts[pid]["out_of_order"] == 0, counts
+        assert seqs_increase(first) and seqs_increase(second)
+        RESULTS["move"] = counts
+    finally:
+        first.close()
+        second.close()
+
+
+def test_redis_kill_9_and_restart(rds, writers, hubs):
+    hub = hubs("kill")
+    wait_for(lambda: hub.health()["redis"]["printers"] >= 2)
+    client = HubClient(hub.url).start()
+    try:
+        joined(client, {"p0", "p1"})
+        w = writers["p0"]
+        before = [w.event() for _ in range(3)]
+        wait_for(lambda: last_durable(client, "p0") == before[-1])
+        rds.kill()
+        time.sleep(1.5)
+        during = [w.event() for _ in range(3)]  # fail: back-filled later
+        wait_for(lambda: hub.health()["redis"]["up"] is False, what="redis down")
+        wait_for(
+            lambda: any(s == "stale" and p == "p0" for _t, p, s in client.states),
+            what="stale after redis went away",
+        )
+        down_at = time.monotonic()
+        rds.start()
+        after = [w.event() for _ in range(3)]
+        wait_for(
+            lambda: (
+                durable_of(client, "p0") and durable_of(client, "p0")[-1][0] == after[-1]
+            ),
+            timeout=30,
+            what="durable flow back",
+        )
+        back_s = time.monotonic() - down_at
+        since = before[0] - 1
+        result = count(durable_of(client, "p0"), w.durable, since)
+        assert result["lost"] == 0 and result["duplicated"] == 0, (result, during)
+        assert seqs_increase(client)
+        wait_for(lambda: hub.health()["printers"].get("p0") == "online")
+        RESULTS["redis_kill"] = {**result, "durable_back_s": round(back_s, 2)}
+    finally:
+        client.close()
+
+
+def test_a_silent_printer_goes_stale_then_online(rds, writers, hubs):
+    hub = hubs("silent")
+    wait_for(lambda: hub.health()["printers"].get("p1") == "online")
+    client = HubClient(hub.url).start()
+    try:
+        w = writers["p1"]
+        w.paused = True
+        t0 = time.monotonic()
+        wait_for(
+            lambda: any(p == "p1" and s == "stale" for _t, p, s in client.states),
+            what="stale",
+        )
+        stale_s = time.monotonic() - t0
+        w.paused = False
+        wait_for(
+            lambda: client.states[-1:] and _last_state(client, "p1") == "online",
+            what="online again",
+        )
+        RESULTS["silent"] = {"stale_after_s": round(stale_s, 2)}
+    finally:
+        w.paused = False
+        client.close()
+
+
+def _last_state(client: HubClient, pid: str) -> Optional[str]:
+    states = [s for _t, p, s in client.states if p == pid]
+    return states[-1] if states else None
+
+
+def test_metrics_parse(rds, writers, hubs):
+    hub = hubs("metrics")
+    wait_for(lambda: hub.health()["redis"]["printers"] >= 2)
+    client = HubClient(hub.url).start()
+    try:
+        wait_for(lambda: len(client.seen("printer:status")) >= 2)
+        found = wait_for(
+            lambda: (m := metrics(hub)).get("fluxprint_messages_out_total") and m
+        )
+        states = {labels["state"]: v for labels, v in found["fluxprint_printers"]}
+        assert states.get("online", 0) >= 1
+        assert found["fluxprint_redis_up"][0][1] == 1
+        assert found["fluxprint_redis_reads_total"][0][1] > 0
+        assert found["fluxprint_bytes_out_total"][0][1] > 0
+        assert found["fluxprint_clients"][0][1] >= 1
+        assert "fluxprint_redis_lag_seconds" in found
+        RESULTS["metrics"] = sorted(found)
+    finally:
+        client.close()
