@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any, Callable, Optional
 
 import pytest
-from harness.jobs import job_command, job_state
+from harness.jobs import job_command, job_state, wait_job
 from octoserver import OctoServer, free_port, gcode_file
 from redisserver import RedisServer
 
@@ -60,12 +60,20 @@ def hub_config(redis_url: str) -> dict:
     }
 
 
+class FarmOcto(OctoServer):
+    """FLUXPRINT_TRACE=1: every payload carries the plugin's emit time
+    (trace.emit_ns), which the dashboards' latency is measured from."""
+
+    def command(self) -> list[str]:
+        return ["env", "FLUXPRINT_TRACE=1", *super().command()]
+
+
 class Farm:
     def __init__(self, base: str):
         self.base = base
         self.redis = RedisServer(os.path.join(base, "redis"))
         self.octos: dict[str, OctoServer] = {
-            pid: OctoServer(
+            pid: FarmOcto(
                 os.path.join(base, pid),
                 config=FAST,
                 fluxprint=self.plugin_settings(pid),
@@ -152,9 +160,9 @@ class Farm:
     def pause_resume(self, pid: str) -> None:
         octo = self.octos[pid]
         job_command(octo, "pause", "pause")
-        time.sleep(0.8)
+        wait_job(octo, lambda s: s.startswith("Paused"), 15)
         job_command(octo, "pause", "resume")
-        time.sleep(0.3)
+        wait_job(octo, lambda s: s.startswith("Printing"), 15)
 
     def durable_round(self, pids: Iterable[str] = IDS) -> None:
         """Two durable events (job_paused, job_resumed) on each printer, at once."""
