@@ -41,10 +41,18 @@ def markdown(results: dict, begin: str, end: str) -> str:
         f"every {meta.get('durable_every_s', 10):g} s per printer (live and durable in one "
         "MULTI), the registry heartbeat. 1 or 2 `fluxprint-hub` processes with the "
         "`redis` source read it; Node dashboards (`tests/farm/farm_clients.mjs`, up to "
-        "1,000 sockets per Node process) each subscribe to "
+        "500 sockets per Node process) each subscribe to "
         f"{meta.get('per_client', 10)} printers and are spread over the hubs. Latency is "
         "from the synthetic write (its wall time rides in `trace.emit_ns`) to the "
-        "client, on temperature and progress; p99 is the worst Node process's. "
+        "client, on temperature and progress; p99 is the worst Node process's. Of each "
+        "cell's clients, 20 *probes* are real socket.io-client 4; the others are lean "
+        "clients speaking the same Socket.IO 4 frames over a plain `ws` WebSocket with "
+        "permessage-deflate (the hub cannot tell them apart), parsing only the event "
+        "name and `trace.emit_ns`: socket.io-client's decoder saturates one Node core "
+        "at ~15,000 messages/s, which on 2 cores would measure Node, not the hub. "
+        "*deliveries/s* is received against what the load sends (clients x 10 "
+        "printers x 3.5 messages/s): short of it, messages are queued or dropped "
+        "somewhere (the clients' Node processes first: their cores are shown). "
         "Deliveries are messages received by all clients; per hub core is per second of "
         "the hub processes' CPU (psutil). RSS per client is the hubs' RSS with the "
         "clients minus without, per client. Everything (Redis, the load, the hubs, the "
@@ -60,7 +68,9 @@ def markdown(results: dict, begin: str, end: str) -> str:
                 f"{c['clients']}/{c['n']}",
                 fmt(lat.get("p50")),
                 fmt(lat.get("p99")),
-                f"{c['deliveries_per_s']:,.0f}",
+                fmt((c.get("probe_latency_ms") or {}).get("p50")),
+                fmt((c.get("probe_latency_ms") or {}).get("p99")),
+                f"{c['deliveries_per_s']:,.0f} / {c.get('expected_deliveries_per_s', 0):,.0f}",
                 fmt(c["hub_cpu_cores"], 2),
                 fmt(c["deliveries_per_hub_core_s"], 0),
                 fmt(c["hub_rss_per_client"] / 1024, 1),
@@ -77,7 +87,9 @@ def markdown(results: dict, begin: str, end: str) -> str:
             "clients",
             "p50 ms",
             "p99 ms",
-            "deliveries/s",
+            "probe p50 ms",
+            "probe p99 ms",
+            "deliveries/s (sent by the load)",
             "hub cores",
             "deliveries per hub core-s",
             "hub KiB/client",
@@ -133,7 +145,14 @@ def markdown(results: dict, begin: str, end: str) -> str:
             f"{fmt(rec['reattach_ms']['p95'], 0)} ms (clients retry after 250 ms + up to "
             f"1 s of jitter); Redis `kill -9`, {rec['redis_down_s']:g} s down, back: the "
             f"first durable event at a client {fmt(rec['redis_back_durable_ms'], 0)} ms "
-            "after Redis answered.\n"
+            f"after Redis answered PING ({fmt(rec.get('redis_start_to_durable_ms'), 0)} ms "
+            "after redis-server was started)"
+            + (
+                ", measured in a separate run on fresh hubs."
+                if rec.get("separate_run")
+                else "."
+            )
+            + "\n"
         )
     plugin = results.get("plugin", {})
     if plugin.get("available"):

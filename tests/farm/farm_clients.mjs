@@ -46,6 +46,7 @@ import { fileURLToPath } from "node:url";
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(path.join(here, "..", "node", "package.json"));
 const { io } = require("socket.io-client");
+const WebSocket = require("ws");
 
 const opts = JSON.parse(process.argv[2]);
 const urls = opts.urls;
@@ -71,7 +72,7 @@ function newWindow() {
     if (s.destroyed) sockets.delete(s);
     else snap.set(s, s.bytesRead ?? 0);
   }
-  return { start: nowMs(), msgs: 0, lat: [], byClient: new Map(), durable: 0, resyncs: 0, firstDurable: null, snap };
+  return { start: nowMs(), msgs: 0, lat: [], byClient: new Map(), durable: 0, resyncs: 0, firstDurable: null, snap, drops: {} };
 }
 
 function printersOf(i) {
@@ -146,6 +147,7 @@ function connect(c) {
     c.subscribed = false;
     if (c.downAt === null) c.downAt = nowMs();
     if (opts.durable_lines) out({ type: "disconnect", c: c.i, reason });
+    if (win) win.drops[reason] = (win.drops[reason] ?? 0) + 1;
     if (reason !== "io client disconnect") moveOn();
   });
   socket.onAny((event, data) => {
@@ -181,6 +183,114 @@ function connect(c) {
   });
 }
 
+// ~~ lean clients (opts.lean, bench.farm's bulk load): the same Socket.IO 4 frames
+// over a plain ws WebSocket (Engine.IO 4, websocket only), parsing only what is
+// measured: the event name and trace.emit_ns by slicing; JSON only for durable
+// events and resyncs. The hub sees the same client; the client costs far less CPU
+// than socket.io-client's decoder, so a 2-core machine measures the hub, not Node.
+
+const NSP = "/ws/printing";
+const EMIT = /"emit_ns":(\d+)/;
+
+function connectLean(c) {
+  if (c.closed || c.away) return;
+  const url = urls[c.urlIndex % urls.length];
+  const base = url.replace(/^http/, "ws") + (opts.path ?? "/socket.io/");
+  const ws = new WebSocket(base + "?EIO=4&transport=websocket", { perMessageDeflate: true });
+  c.socket = { close: () => ws.terminate(), ws };
+  let failed = false;
+  let opened = false;
+  const moveOn = (why) => {
+    if (failed) return;
+    failed = true;
+    ws.removeAllListeners();
+    ws.on("error", () => {});
+    ws.terminate();
+    const was = c.connected;
+    c.connected = false;
+    c.subscribed = false;
+    if (c.downAt === null) c.downAt = nowMs();
+    if (was && win) win.drops[why] = (win.drops[why] ?? 0) + 1;
+    if (!was) c.errors += 1;
+    if (c.closed || c.away) return;
+    c.urlIndex += 1;
+    setTimeout(() => connectLean(c), retry + Math.random() * jitter);
+  };
+  const timer = setTimeout(() => opened || moveOn("timeout"), opts.timeout_ms ?? 10000);
+  ws.on("error", () => moveOn("transport error"));
+  ws.on("close", () => moveOn("transport close"));
+  ws.on("message", (buf) => {
+    const text = buf.toString();
+    const kind = text[0];
+    if (kind === "2") {
+      ws.send("3");
+      return;
+    }
+    if (kind === "0") {
+      const last_seq = { ...c.cursors };
+      ws.send("40" + NSP + "," + JSON.stringify(Object.keys(last_seq).length ? { last_seq } : {}));
+      return;
+    }
+    if (kind !== "4") return;
+    const type = text[1];
+    const body = text.slice(2 + NSP.length + 1); // after "4x/ws/printing,"
+    if (type === "2") return onLeanEvent(c, body);
+    if (type === "0") {
+      opened = true;
+      clearTimeout(timer);
+      c.conn += 1;
+      c.connected = true;
+      const down = c.downAt ? nowMs() - c.downAt : null;
+      c.downAt = null;
+      if (down !== null) c.reattach.push(down);
+      if (ws._socket) sockets.add(ws._socket);
+      const printers = printersOf(c.i);
+      if (printers) ws.send("42" + NSP + ",1" + JSON.stringify(["printer:subscribe", { printers }]));
+      else leanReady(c);
+    } else if (type === "3") {
+      leanReady(c); // the subscribe's ack
+    } else if (type === "4") {
+      moveOn("connect_error");
+    } else if (type === "1") {
+      moveOn("io server disconnect");
+    }
+  });
+}
+
+function leanReady(c) {
+  c.subscribed = true;
+  if (c.onReady) {
+    const f = c.onReady;
+    c.onReady = null;
+    f(true);
+  }
+}
+
+function onLeanEvent(c, body) {
+  // body: ["printer:temperature",{...}]
+  const end = body.indexOf('"', 2);
+  const event = body.slice(2, end);
+  if (win) {
+    win.msgs += 1;
+    if (event === "printer:temperature" || event === "printer:progress") {
+      const m = EMIT.exec(body);
+      if (m) win.lat.push(nowMs() - Number(m[1]) / 1e6);
+    }
+  }
+  if (DURABLE.has(event) || event === "printer:resync") {
+    const data = JSON.parse(body)[1];
+    if (event === "printer:resync") {
+      if (win) win.resyncs += 1;
+      return;
+    }
+    c.cursors[data.printer] = Math.max(c.cursors[data.printer] ?? 0, data.seq);
+    if (win) {
+      win.durable += 1;
+      if (win.firstDurable === null) win.firstDurable = Date.now();
+    }
+  }
+}
+
 function makeClient(i) {
   const c = {
     i,
@@ -200,18 +310,22 @@ function makeClient(i) {
   clients.push(c);
   return new Promise((resolve) => {
     c.onReady = resolve;
-    connect(c);
+    (opts.lean ? connectLean : connect)(c);
   });
 }
 
-async function grow(n) {
+async function grow(n, seconds) {
   const t0 = nowMs();
   const batch = opts.batch ?? 50;
-  while (clients.length < n) {
+  // a deadline (an overloaded machine): report what connected by then; the others
+  // keep trying on their own
+  const deadline = t0 + (seconds ?? 1e9) * 1000;
+  while (clients.length < n && nowMs() < deadline) {
     const k = Math.min(batch, n - clients.length);
     const pending = [];
     for (let j = 0; j < k; j++) pending.push(makeClient(clients.length));
-    await Promise.all(pending);
+    const left = Math.max(0, deadline - nowMs());
+    await Promise.race([Promise.all(pending), new Promise((r) => setTimeout(r, left))]);
   }
   out({ type: "grown", n: clients.length, connected: clients.filter((c) => c.subscribed).length, seconds: (nowMs() - t0) / 1000 });
 }
@@ -241,6 +355,7 @@ function stats() {
     type: "stats",
     bytes_read: read,
     first_durable_t: w.firstDurable,
+    disconnects: w.drops,
     seconds: (nowMs() - w.start) / 1000,
     clients: clients.length,
     connected: clients.filter((c) => c.subscribed).length,
@@ -260,6 +375,7 @@ function each(list, f) {
 }
 
 function tcp(c) {
+  if (c.socket?.ws) return c.socket.ws._socket;
   return c.socket?.io?.engine?.transport?.ws?._socket;
 }
 
@@ -273,7 +389,7 @@ function closeAll() {
 const rl = readline.createInterface({ input: process.stdin });
 rl.on("line", async (line) => {
   const cmd = JSON.parse(line);
-  if (cmd.op === "grow") await grow(cmd.n);
+  if (cmd.op === "grow") await grow(cmd.n, cmd.seconds);
   else if (cmd.op === "window_start") {
     win = newWindow();
     for (const c of clients) c.reattach = [];
@@ -288,7 +404,7 @@ rl.on("line", async (line) => {
     each(cmd.c, (c) => {
       c.away = false;
       c.downAt = nowMs();
-      connect(c);
+      (opts.lean ? connectLean : connect)(c);
     });
   else if (cmd.op === "stall") each(cmd.c, (c) => tcp(c)?.pause());
   else if (cmd.op === "unstall") each(cmd.c, (c) => tcp(c)?.resume());
