@@ -60,6 +60,11 @@ class EventMirror:
         self._horizon = max(self._horizon, seq)
         self._last = max(self._last, seq)
 
+    def advance(self, seq: int) -> None:
+        """Nothing durable lies between the top and ``seq`` (the hub's redis source
+        filled the cache up to where it starts relaying): the top moves to it."""
+        self._last = max(self._last, seq)
+
     def read_since(self, seq: int, limit: int = 1000) -> list[Row]:
         start = bisect.bisect_right(self._seqs, seq)
         return [self._rows[i] for i in range(start, min(start + limit, len(self._rows)))]

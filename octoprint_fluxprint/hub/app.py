@@ -10,6 +10,7 @@ import importlib.metadata
 import itertools
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any, Optional
 
 import tornado.web
@@ -17,7 +18,7 @@ import tornado.web
 from ..core import ratelimit as RL
 from ..core import schema as S
 from ..core.liveness import Liveness
-from ..core.mirror import EventMirror
+from ..core.mirror import EventMirror, Row
 from ..core.relay import RelayedPrinter
 from ..server.clock import Clock
 from ..server.engine import MAX_HTTP_BUFFER_SIZE, Engine
@@ -186,13 +187,22 @@ class Hub:
         if slot.replay is not None:
             slot.replay.relayed(slot.state.last_seq)
 
-    def on_printer(self, printer_id: str, record: dict, after: int) -> None:
+    def on_printer(
+        self, printer_id: str, record: dict, after: int, history: Sequence[Row] = ()
+    ) -> None:
         slot = self.slots.get(printer_id)
         if slot is None:
             slot = self.slots[printer_id] = PrinterSlot(self, printer_id)
         slot.record = record
-        if slot.state.last_seq == 0:
-            slot.mirror.set_horizon(after)  # the cache holds what comes from now
+        if slot.state.last_seq:
+            return
+        mirror = slot.mirror
+        # the cache holds the durable events before ``after`` that the source read
+        # (the newest of them, ascending), then everything relayed from now
+        mirror.set_horizon(history[0].seq - 1 if history else after)
+        for row in history:
+            mirror.append(row.seq, row.event, row.payload, row.ts)
+        mirror.advance(after)
 
     def on_resync(self, printer_id: str, oldest: Optional[int], last: int) -> int:
         slot = self.slots[printer_id]
@@ -230,7 +240,8 @@ class Hub:
             _logger.info(
                 "Printer %s: served (%d client(s) joined)", printer_id, len(joined)
             )
-            self._tick()
+            if self.engine.clients:
+                self._tick()  # printer:printers now (else at the next tick)
 
     # ~~ printer:printers
 

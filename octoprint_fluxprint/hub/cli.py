@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
+import os
 import signal
 import sys
 from typing import Optional
@@ -17,6 +19,8 @@ from typing import Optional
 from . import config as C
 
 EXIT_CONFIG = 2
+STOP_DUMP_S = 8.0
+STOP_TASKS_S = 2.0
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -44,7 +48,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"  {line}", file=sys.stderr)
         return EXIT_CONFIG
     if args.check:
-        print(f"{args.config}: ok ({len(cfg.printers)} printer(s))")
+        if cfg.dynamic:
+            print(f"{args.config}: ok (source redis: printers as they register)")
+        else:
+            print(f"{args.config}: ok ({len(cfg.printers)} printer(s), {cfg.source})")
         return 0
     logging.basicConfig(
         level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -72,8 +79,27 @@ async def _serve(cfg: C.HubConfig) -> None:
 
     def request_stop() -> None:
         if not stopping:
+            # a stop that hangs says where, in the log
+            faulthandler.dump_traceback_later(STOP_DUMP_S, exit=False)
             stopping.append(asyncio.ensure_future(hub.stop()))
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, request_stop)
     await hub.stopped.wait()
+    # every client is closed: what is left gets a bounded moment (asyncio.run would
+    # wait for ever on a task that does not end when cancelled)
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    if others:
+        _done, pending = await asyncio.wait(others, timeout=STOP_TASKS_S)
+        if pending:
+            logging.getLogger("fluxprint.hub").warning(
+                "Exiting with %d task(s) that ignored cancellation: %s",
+                len(pending),
+                "; ".join(repr(t)[:200] for t in pending),
+            )
+            logging.shutdown()
+            faulthandler.cancel_dump_traceback_later()
+            os._exit(0)
+    faulthandler.cancel_dump_traceback_later()

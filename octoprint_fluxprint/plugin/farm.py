@@ -123,6 +123,7 @@ class Farm:
         self.instance = instance
         self.publisher: Optional[Publisher] = None
         self.config: Optional[tuple] = None
+        self.error: Optional[str] = None  # why publishing is off despite a url
         self._lock = threading.Lock()
 
     def start(
@@ -131,6 +132,7 @@ class Farm:
         with self._lock:
             self._stop_locked()
             self.config = (url, prefix, queue_max, printer_id, name)
+            self.error = None
             if not url:
                 return
             try:
@@ -146,6 +148,7 @@ class Farm:
                 )
             except (ValueError, streams.StreamError) as exc:
                 _logger.error("Redis publishing is off: %s", exc)
+                self.error = str(exc)
                 return
             self.publisher = publisher
             publisher.start()
@@ -199,7 +202,9 @@ class Farm:
 
     def stats(self) -> dict:
         publisher = self.publisher
-        return publisher.stats() if publisher is not None else dict(OFF_STATS)
+        if publisher is not None:
+            return publisher.stats()
+        return {**OFF_STATS, "last_error": self.error}
 
 
 class PublisherCollector:

@@ -163,11 +163,13 @@ class Namespace:
         """A printer added at runtime (``feeds[key]`` is set): every client that may
         see it and did not choose its printers joins it now. Returns those sids."""
         joined = []
+        name = self.feeds[key].name
         for sid, info in list(self.sessions.clients.items()):
             extra = info.extra
             if "cursors" in extra or extra.get("narrowed") or key in extra["feeds"]:
                 continue  # still connecting (joins it then), or chose its printers
-            if key in self.visible(sid):
+            scope = extra.get("scope")
+            if scope is None or name in scope:  # visible(sid), for one feed
                 self._join(sid, key, None, None)
                 joined.append(sid)
         return joined

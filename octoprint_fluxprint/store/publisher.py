@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ..core import streams
 from ..core.backoff import Backoff
@@ -142,13 +144,10 @@ class Publisher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.state = "connecting"
+            if self.state != "down":
+                self.state = "connecting"  # while down, it stays down until up
             up_at: Optional[float] = None
-            client = redis.Redis.from_url(
-                self.url,
-                socket_timeout=SOCKET_TIMEOUT,
-                socket_connect_timeout=SOCKET_TIMEOUT,
-            )
+            client = self._new_client()
             self._client = client
             try:
                 client.ping()
@@ -170,6 +169,27 @@ class Publisher:
                 self.backoff.connected_for(self.clock() - up_at)
             self._stop.wait(self.backoff.next_delay())
         self._client = None
+
+    def _new_client(self) -> redis.Redis:
+        """A client with one connection and no silent reconnect: redis-py would
+        retry, or re-make a dropped connection on the next command, and write to a
+        Redis that came back (perhaps from an older snapshot) before it is checked.
+        Here a second connect fails, and the loop starts over with ``_on_connect``."""
+        made = [False]
+
+        def on_connect(connection: Any) -> None:
+            if made[0]:
+                raise redis.ConnectionError("connection re-made: check Redis first")
+            connection.on_connect()
+            made[0] = True
+
+        return redis.Redis.from_url(
+            self.url,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
+            redis_connect_func=on_connect,
+        )
 
     def _failed(self, exc: BaseException) -> None:
         text = f"{type(exc).__name__}: {exc}"
@@ -217,9 +237,8 @@ class Publisher:
                 next_beat = now + self.heartbeat_s
             if self.queue.take_lost_durable():
                 self._backfill(client, self.written_durable, flush=True)
-            if not self.queue.wait(max(0.0, next_beat - self.clock())):
-                continue
-            self._write(client, self.queue.pop_many(BATCH))
+            if self.queue.wait(max(0.0, next_beat - self.clock())):
+                self._write(client, self.queue.pop_many(BATCH))
             self._measure()
         # stopping: what is queued goes out first (one batch: bounded time)
         self._write(client, self.queue.pop_many(BATCH))
@@ -294,7 +313,8 @@ class Publisher:
                 self.written_durable = max(self.written_durable, item.seq)
             else:
                 self.last_seq = max(self.last_seq, item.seq)
-        self.ring.note(now, batch[-1].seq)
+        if self.last_seq:
+            self.ring.note(now, self.last_seq)
 
     def _heartbeat(self, client: redis.Redis, state: str = "online") -> None:
         record = streams.registry_record(

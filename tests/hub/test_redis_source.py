@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 from typing import Any, Optional
@@ -24,6 +25,7 @@ import pytest
 import redis
 import requests
 import socketio
+from harness.fluxstudio import Proc
 from octoserver import free_port
 from prometheus_client.parser import text_string_to_metric_families
 from redisserver import RedisServer
@@ -34,6 +36,63 @@ from tests.hub.conftest import HubClient, HubProcess
 pytestmark = pytest.mark.integration
 
 PREFIX = "farmtest"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Balancer:
+    """A failover TCP balancer, in a thread: each new connection goes to the first
+    backend that accepts it (so, after a hub dies, to the other). Nothing sticky
+    is needed for websockets; the Node client's polling start works because every
+    request goes to the same live hub (docs/hub.md: polling needs stickiness)."""
+
+    def __init__(self, ports: list[int]):
+        self.ports = ports
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.routed: dict[int, int] = {}
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _addr = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._route, args=(conn,), daemon=True).start()
+
+    def _route(self, conn: socket.socket) -> None:
+        for port in self.ports:
+            try:
+                upstream = socket.create_connection(("127.0.0.1", port), timeout=1)
+            except OSError:
+                continue
+            upstream.settimeout(None)
+            self.routed[port] = self.routed.get(port, 0) + 1
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            return
+        conn.close()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def close(self) -> None:
+        self.server.close()
 
 
 class SynthPrinter:
@@ -256,8 +315,13 @@ def hubs(tmp_path_factory, rds):
         return hub
 
     yield start
-    for hub in made.values():
-        hub.stop()
+    for name, hub in made.items():
+        t0 = time.monotonic()
+        code = hub.stop()
+        RESULTS.setdefault("hub_stops", {})[name] = [
+            code,
+            round(time.monotonic() - t0, 2),
+        ]
     path = os.path.join(os.environ.get("FLUXPRINT_ARTIFACTS", "test-artifacts"))
     os.makedirs(path, exist_ok=True)
     with open(os.path.join(path, "hub-redis.json"), "w") as f:
@@ -327,8 +391,11 @@ def test_replay_from_the_cache_and_from_redis(rds, writers, hubs):
     for hub in (hub_a, hub_small):
         wait_for(lambda h=hub: h.health()["redis"]["printers"] >= 2)
     written = [w.event() for _ in range(10)]
+    # a hub started after them holds them too: its cache starts with the newest
+    # durable events Redis has (a client moving to a fresh hub is served from memory)
+    hub_fresh = hubs("fresh", cache_events=1000)
     out = {}
-    for name, hub in (("cache", hub_a), ("redis", hub_small)):
+    for name, hub in (("cache", hub_a), ("redis", hub_small), ("fresh", hub_fresh)):
         wait_for(
             lambda h=hub: (
                 requests.get(h.url + "/health").ok and _relayed(h, "p0") >= written[-1]
@@ -346,8 +413,9 @@ def test_replay_from_the_cache_and_from_redis(rds, writers, hubs):
             assert seqs_increase(client)
             stats = hub.health()["redis"]
             out[name] = stats
-            if name == "cache":
-                assert stats["replay_from_cache"] >= 10
+            if name != "redis":
+                assert stats["replay_from_cache"] >= 10, stats
+                assert stats["replay_from_redis"] == 0, stats
             else:
                 assert stats["replay_from_redis"] >= 7
         finally:
@@ -415,9 +483,12 @@ def test_a_client_moves_from_hub_a_to_hub_b(rds, writers, hubs):
     try:
         wait_for(lambda: len(first.durable) > 20)
         hub_a.kill()
+        first.close()  # what it had received from A is processed before its cursors
+        time.sleep(0.3)
         second = HubClient(hub_b.url)
         with first.lock:
             second.cursors = dict(first.cursors)
+        start_cursors = dict(second.cursors)
         second.start()
         time.sleep(1.0)
     finally:
@@ -433,6 +504,8 @@ def test_a_client_moves_from_hub_a_to_hub_b(rds, writers, hubs):
                 for d in durable_of(first, pid) + durable_of(second, pid)
                 if d[0] > base[pid]
             ]
+            # hub B sends nothing at or below the cursor it was given
+            assert all(s > start_cursors[pid] for s, _e in durable_of(second, pid))
             counts[pid] = count(union, log, base[pid])
             assert counts[pid]["lost"] == 0 and counts[pid]["duplicated"] == 0, counts
             assert counts[pid]["out_of_order"] == 0, counts
@@ -441,6 +514,81 @@ def test_a_client_moves_from_hub_a_to_hub_b(rds, writers, hubs):
     finally:
         first.close()
         second.close()
+
+
+def test_two_hubs_behind_a_failover_balancer(rds, writers, hubs, artifacts_dir):
+    """A Node socket.io-client 4 dashboard (default transports: polling, then the
+    upgrade) and a python one, through a balancer to hub A; SIGKILL A: both come
+    back through the balancer to hub B by themselves, with their cursors."""
+    hub_a, hub_b = hubs("lb-a"), hubs("lb-b")
+    for hub in (hub_a, hub_b):
+        wait_for(lambda h=hub: h.health()["redis"]["printers"] >= 2)
+    lb = Balancer([hub_a.port, hub_b.port])
+    node = Proc(
+        os.path.join(HERE, "farm_client.mjs"),
+        log_path=os.path.join(artifacts_dir, "hub-redis-node.out"),
+        args=(json.dumps({"url": lb.url, "printers": ["p0", "p1"]}),),
+    )
+    py = HubClient(lb.url).start()
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            for w in (writers["p0"], writers["p1"]):
+                w.event("printer:job_resumed")
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=load)
+    try:
+        node.wait_for(lambda m: m.get("type") == "subscribed", 15)
+        joined(py, {"p0", "p1"})
+        time.sleep(0.5)
+        base = {pid: writers[pid].durable[-1][0] for pid in ("p0", "p1")}
+        thread.start()
+        time.sleep(1.5)
+        hub_a.kill()
+        killed = time.monotonic()
+        node.wait_for(lambda m: m.get("type") == "connect" and m["conn"] == 2, 20)
+        wait_for(lambda: py.connects >= 2, 20, "the python client back")
+        reattached = time.monotonic() - killed
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join()
+    try:
+        counts = {}
+        for pid in ("p0", "p1"):
+            log = writers[pid].durable
+            last = log[-1][0]
+            node.wait_for(
+                lambda m, p=pid, t=last: (
+                    m.get("type") == "durable" and m["printer"] == p and m["seq"] == t
+                ),
+                15,
+            )
+            wait_for(lambda p=pid, t=last: last_durable(py, p) == t)
+            got_node = [
+                (m["seq"], m["event"])
+                for m in node.since()
+                if m.get("type") == "durable" and m["printer"] == pid
+            ]
+            got_py = durable_of(py, pid)
+            counts[pid] = {
+                "node": count(got_node, log, base[pid]),
+                "python": count(got_py, log, base[pid]),
+            }
+            for who in counts[pid].values():
+                assert who["compared"] > 10 and who["lost"] == 0, counts
+                assert who["duplicated"] == 0 and who["out_of_order"] == 0, counts
+        assert seqs_increase(py)
+        assert not [m for m in node.since() if m.get("event") == "printer:resync"]
+        assert lb.routed.get(hub_b.port, 0) >= 2  # both came back through B
+        RESULTS["balancer"] = {**counts, "reattached_s": round(reattached, 2)}
+    finally:
+        node.stop()
+        py.close()
+        lb.close()
 
 
 def test_redis_kill_9_and_restart(rds, writers, hubs):
@@ -510,12 +658,23 @@ def _last_state(client: HubClient, pid: str) -> Optional[str]:
     return states[-1] if states else None
 
 
-def test_metrics_parse(rds, writers, hubs):
-    hub = hubs("metrics")
+def test_a_malformed_entry_is_skipped_and_metrics_parse(rds, writers, hubs):
+    # one printer per XREAD: two readers from the first registry read
+    hub = hubs("metrics", streams_per_read=1)
     wait_for(lambda: hub.health()["redis"]["printers"] >= 2)
     client = HubClient(hub.url).start()
     try:
-        wait_for(lambda: len(client.seen("printer:status")) >= 2)
+        joined(client, {"p0", "p1"})
+        assert hub.health()["redis"]["readers"] == 2
+        wait_for(lambda: set(hub.health()["printers"].values()) == {"online"})
+        w = writers["p0"]
+        with w.lock:  # what no plugin writes: the hub skips it, logs, carries on
+            w.seq += 1
+            w.r.xadd(w.live, {"e": "printer:status", "d": "{nope"}, id=f"{w.seq}-0")
+        good = w.event()
+        wait_for(lambda: last_durable(client, "p0") == good, what="the next event")
+        assert hub.health()["redis"]["skipped"] >= 1
+        assert "Skipped" in hub.tail(20000)
         found = wait_for(
             lambda: (m := metrics(hub)).get("fluxprint_messages_out_total") and m
         )

@@ -11,6 +11,7 @@ its own (``replay_log``) that reads Redis asynchronously.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Optional, Protocol
 
 
@@ -37,10 +38,13 @@ class SourceEvents(Protocol):
         (the redis source: the printer's snapshot is relayed; it is served now)."""
         ...
 
-    def on_printer(self, printer_id: str, record: dict, after: int) -> None:
+    def on_printer(
+        self, printer_id: str, record: dict, after: int, history: Sequence[Any] = ()
+    ) -> None:
         """A printer appeared (the redis source's registry or announce): the hub
-        makes room for it; relaying starts after seq ``after`` (nothing at or below
-        it is in the hub's cache)."""
+        makes room for it; relaying starts after seq ``after``. ``history``: the
+        newest durable events at or below ``after`` (``core.mirror.Row``,
+        ascending, all of them in their range) to start the cache with."""
         ...
 
 

@@ -23,6 +23,9 @@ import time
 from typing import Any, Callable, Optional
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from ...core import streams as ST
@@ -30,36 +33,21 @@ from ...core.backoff import Backoff
 from ...core.liveness import registry_online
 from ...core.logthrottle import LogThrottle
 from ...core.mirror import Row
-from ...core.schema import EV_STATUS
 from .base import SourceEvents
+from .redis_parts import Groups, as_bytes, is_status, seq_or_zero, snapshot_of, text
 from .redis_replay import RedisReplay
 
 _logger = logging.getLogger(__name__)
 
 POLL_S = 2.0  # the registry (and the durable streams' first entries) re-read
 READ_COUNT = 500  # entries per stream per XREAD
-BOOT_SCAN = 64  # entries read back from a new printer's top to find its status
+BOOT_SCAN = 32  # entries read back from a new printer's top to find its status
 BOOT_SCAN_MAX = 2000
+BOOT_CHUNK = 100  # new printers per pipelined round trip
+PREFILL = 100  # durable events read into a new printer's cache (at most)
 DOWN = (RedisError, OSError, asyncio.TimeoutError)
+STOP_S = 2.0
 RECONNECT_CAP_S = 5.0  # Redis back: durable flow within seconds
-
-
-class Groups:
-    """Printers to reader groups, ``size`` to a group, in order of appearance. Pure."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self.groups: list[list[str]] = [[]]
-        self.of: dict[str, int] = {}
-
-    def add(self, pid: str) -> int:
-        if pid in self.of:
-            return self.of[pid]
-        if len(self.groups[-1]) >= self.size:
-            self.groups.append([])
-        self.groups[-1].append(pid)
-        self.of[pid] = len(self.groups) - 1
-        return self.of[pid]
 
 
 class _Printer:
@@ -110,6 +98,10 @@ class RedisSource:
             socket_timeout=self.rc.block_ms / 1000 + 5,
             socket_connect_timeout=3,
             decode_responses=False,
+            # a pooled connection Redis closed meanwhile (a restart) is retried
+            # once on a fresh one instead of counting as Redis down
+            retry=Retry(NoBackoff(), 1, (RedisConnectionError,)),
+            health_check_interval=POLL_S,
         )
         self._poller = asyncio.ensure_future(self._poll_loop())
 
@@ -117,9 +109,14 @@ class RedisSource:
         tasks = [t for t in (self._poller, *self._readers) if t is not None]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # bounded: a hub that is stopping never hangs on Redis
+        if tasks:
+            await asyncio.wait(tasks, timeout=STOP_S)
         if self.redis is not None:
-            await self.redis.aclose()
+            try:
+                await asyncio.wait_for(self.redis.aclose(), STOP_S)
+            except (asyncio.TimeoutError, *DOWN):
+                pass
 
     def ready(self) -> bool:
         return self._read_once.is_set()
@@ -178,16 +175,16 @@ class RedisSource:
                         ST.announce_key(self.prefix), "+", "-", count=1
                     )
                     self._announce = top[0][0].decode() if top else "0-0"
+                self._wake.clear()  # an announce from now on reads it again
                 records = await self.redis.hgetall(ST.registry_key(self.prefix))
                 self._up()
                 await self._registry(records)
                 await self.refresh_oldest(list(self.printers))
                 if not self._read_once.is_set():
                     self._read_once.set()
-                    self._ensure_reader(0)
+                    self._ensure_reader(len(self.groups.groups) - 1)  # all groups
                     _logger.info("Registry read: %d printer(s)", len(self.printers))
                 backoff.attempts = 0
-                self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), POLL_S)
                 except asyncio.TimeoutError:
@@ -207,8 +204,8 @@ class RedisSource:
         seen: dict[str, dict] = {}
         for raw_id, value in records.items():
             record = ST.parse_registry(value)
-            if record is None or record["id"] != _text(raw_id):
-                self._skip(("registry", _text(raw_id)), "a malformed registry record")
+            if record is None or record["id"] != text(raw_id):
+                self._skip(("registry", text(raw_id)), "a malformed registry record")
                 continue
             pid = record["id"]
             if self.allow is not None and pid not in self.allow:
@@ -235,31 +232,42 @@ class RedisSource:
 
     async def _bootstrap(self, new: list[tuple[str, dict]]) -> None:
         """Each new printer's snapshot: back from its live top to the latest status
-        (one pipelined round trip for all), relayed from there."""
+        (one pipelined round trip per ``BOOT_CHUNK`` printers), relayed from there."""
+        for start in range(0, len(new), BOOT_CHUNK):
+            await self._bootstrap_some(new[start : start + BOOT_CHUNK])
+
+    async def _bootstrap_some(self, new: list[tuple[str, dict]]) -> None:
         pipe = self.redis.pipeline(transaction=False)
         for pid, _record in new:
             pipe.xrevrange(ST.live_key(self.prefix, pid), "+", "-", count=BOOT_SCAN)
         found = await pipe.execute()
+        plans = []
         for (pid, record), entries in zip(new, found):
-            if entries and not any(_is_status(f) for _i, f in entries):
+            if entries and not any(is_status(f) for _i, f in entries):
                 more = await self.redis.xrevrange(
                     ST.live_key(self.prefix, pid), "+", "-", count=BOOT_SCAN_MAX
                 )
                 entries = more or entries
-            self._add(pid, record, entries)
+            plans.append((pid, record, *snapshot_of(entries)))
+        # the cache starts with the newest durable events before the snapshot, so a
+        # client resuming from the recent past is served from memory at once
+        prefill = min(self.rc.cache_events, PREFILL)
+        history: list[list] = [[] for _ in plans]
+        if prefill:
+            pipe = self.redis.pipeline(transaction=False)
+            for pid, _record, _snap, start, _top in plans:
+                key = ST.durable_key(self.prefix, pid)
+                pipe.xrevrange(key, ST.after(start), "-", count=prefill)
+            found = await pipe.execute()
+            history = [self._rows(pid, reversed(f)) for (pid, *_), f in zip(plans, found)]
+        for (pid, record, snapshot, start, top), rows in zip(plans, history):
+            self._add(pid, record, snapshot, start, top, rows)
 
-    def _add(self, pid: str, record: dict, newest_first: list) -> None:
-        top = _seq_or_zero(newest_first[0][0]) if newest_first else 0
-        snapshot: list = []
-        for entry in newest_first:
-            snapshot.append(entry)
-            if _is_status(entry[1]):
-                break
-        else:
-            snapshot = []  # no status retained: the next keyframe comes in seconds
-        start = _seq_or_zero(snapshot[-1][0]) - 1 if snapshot else top
+    def _add(
+        self, pid: str, record: dict, snapshot: list, start: int, top: int, rows: list
+    ) -> None:
         printer = self.printers[pid] = _Printer(pid, start)
-        self.events.on_printer(pid, record, start)
+        self.events.on_printer(pid, record, start, rows)
         for entry_id, fields in reversed(snapshot):
             self._entry(printer, entry_id, fields, group=0)
         printer.cursor = max(printer.cursor, top)
@@ -291,7 +299,7 @@ class RedisSource:
         for pid, entries in zip(pids, found):
             replay = self.replays.get(pid)
             if replay is not None:
-                replay.oldest = _seq_or_zero(entries[0][0]) if entries else None
+                replay.oldest = seq_or_zero(entries[0][0]) if entries else None
 
     async def read_durable(self, pid: str, cursor: int, upto: int, count: int) -> list:
         """Durable events in (cursor, upto], ascending, at most ``count``."""
@@ -301,6 +309,9 @@ class RedisSource:
             ST.after(upto),
             count=count,
         )
+        return self._rows(pid, entries)
+
+    def _rows(self, pid: str, entries: Any) -> list[Row]:
         rows = []
         for entry_id, fields in entries:
             try:
@@ -308,7 +319,9 @@ class RedisSource:
             except ST.StreamError as exc:
                 self._skip(("durable", pid), str(exc))
                 continue
-            rows.append(Row(entry.seq, entry.event, entry.payload, entry.payload["ts"]))
+            rows.append(
+                Row(entry.seq, entry.event, entry.payload, entry.payload.get("ts", 0))
+            )
         return rows
 
     # ~~ the readers
@@ -346,11 +359,11 @@ class RedisSource:
             backoff.attempts = 0
             self._up()
             for key, entries in found or []:
-                if _text(key) == announce:
-                    self._announce = _text(entries[-1][0])
+                if text(key) == announce:
+                    self._announce = text(entries[-1][0])
                     self._wake.set()  # a printer registered: read the registry now
                     continue
-                printer = self.printers.get(self._keys.get(_bytes(key), ""))
+                printer = self.printers.get(self._keys.get(as_bytes(key), ""))
                 if printer is None:
                     continue
                 for entry_id, fields in entries:
@@ -380,23 +393,3 @@ class RedisSource:
         held = self.throttle.check(key)
         if held is not None:
             _logger.warning("Skipped %s: %s (%d more like it held back)", key, why, held)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, (bytes, bytearray)) else str(value)
-
-
-def _bytes(value: Any) -> bytes:
-    return value if isinstance(value, bytes) else str(value).encode()
-
-
-def _seq_or_zero(entry_id: Any) -> int:
-    try:
-        return ST.seq_of(entry_id)
-    except ST.StreamError:
-        return 0
-
-
-def _is_status(fields: Any) -> bool:
-    event = fields.get(b"e", fields.get("e")) if isinstance(fields, dict) else None
-    return event is not None and _text(event) == EV_STATUS

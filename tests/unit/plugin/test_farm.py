@@ -155,3 +155,12 @@ def test_collector_reports_off_and_the_publisher_metrics():
         "fluxprint_redis_publish_cpu_seconds",
     }
     assert names["fluxprint_redis_up"].samples[0].value == 0
+
+
+def test_a_printer_id_redis_cannot_key_is_reported_not_raised():
+    clock, inner, tap, state = make()
+    farm = Farm(state, tap, lambda fn, *a: fn(*a), None, "1.0", "inst")
+    farm.start("redis://127.0.0.1:1/0", "fluxprint", 100, "bad id!", "name")
+    assert farm.publisher is None
+    stats = farm.stats()
+    assert stats["state"] == "off" and "printer id" in stats["last_error"]

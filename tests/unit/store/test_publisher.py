@@ -194,3 +194,26 @@ def test_no_redis_keeps_memory_bounded_and_reports_down():
         assert all(s in kept for s in range(100, 1001, 100))
     finally:
         assert pub.stop(5)
+
+
+def test_a_redis_restarted_between_writes_is_checked_before_the_next_write(
+    redis_server, redis_db, eventlog
+):
+    """redis-py would silently re-make the connection; the publisher must not write
+    to a Redis it has not checked (a restored snapshot would go unnoticed)."""
+    log_durable(eventlog, [1, 2, 3])
+    pub = publisher(redis_server, eventlog, heartbeat=0.1)
+    pub.start()
+    try:
+        wait = time.monotonic() + 10
+        while pub.written_durable < 3 and time.monotonic() < wait:
+            time.sleep(0.02)
+        assert pub.connects == 1
+        redis_db.client_kill_filter(_type="normal", skipme=True)
+        wait = time.monotonic() + 10
+        while pub.connects < 2 and time.monotonic() < wait:
+            time.sleep(0.02)
+        assert pub.connects == 2
+        assert pub.state in ("up", "connecting")
+    finally:
+        pub.stop(5)
