@@ -324,8 +324,14 @@ async function grow(n, seconds) {
     const k = Math.min(batch, n - clients.length);
     const pending = [];
     for (let j = 0; j < k; j++) pending.push(makeClient(clients.length));
-    const left = Math.max(0, deadline - nowMs());
-    await Promise.race([Promise.all(pending), new Promise((r) => setTimeout(r, left))]);
+    if (seconds === undefined) {
+      await Promise.all(pending);
+    } else {
+      const left = Math.min(2 ** 31 - 1, Math.max(0, deadline - nowMs()));
+      let timer;
+      await Promise.race([Promise.all(pending), new Promise((r) => (timer = setTimeout(r, left)))]);
+      clearTimeout(timer);
+    }
   }
   out({ type: "grown", n: clients.length, connected: clients.filter((c) => c.subscribed).length, seconds: (nowMs() - t0) / 1000 });
 }
