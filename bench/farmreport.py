@@ -152,6 +152,7 @@ def markdown(results: dict, begin: str, end: str) -> str:
                 if rec.get("separate_run")
                 else "."
             )
+            + repeats(rec)
             + "\n"
         )
     plugin = results.get("plugin", {})
@@ -207,6 +208,19 @@ def markdown(results: dict, begin: str, end: str) -> str:
     return "\n".join(L)
 
 
+def repeats(rec: dict) -> str:
+    reps = rec.get("repeats") or []
+    if not reps:
+        return ""
+    runs = [rec, *reps]
+    att = ", ".join(fmt(r["reattach_ms"]["p95"], 0) for r in runs)
+    dur = ", ".join(fmt(r["redis_back_durable_ms"], 0) for r in runs)
+    return (
+        f" The same measurement {len(runs)} times: re-attach p95 {att} ms; Redis back "
+        f"-> first durable event {dur} ms (the goals below use the worst)."
+    )
+
+
 def goals(results: dict) -> list[str]:
     cells = results["cells"]
     big = [
@@ -215,12 +229,24 @@ def goals(results: dict) -> list[str]:
         if c["printers"] == max(results["meta"]["printers"])
         and c["n"] == max(results["meta"]["ns"])
     ]
-    p99 = max((c["latency_ms"]["p99"] or 0 for c in big), default=None)
+    p99s = [c["latency_ms"]["p99"] for c in big]
+    p99 = None if not p99s or None in p99s else max(p99s)
+    collapsed = ", ".join(
+        f"{c['clients']}/{c['n']} connected"
+        for c in big
+        if c["latency_ms"]["p99"] is None
+    )
     per_core = max((c["deliveries_per_hub_core_s"] or 0 for c in cells), default=None)
-    rss = max((c["hub_rss_per_client"] for c in cells if c["n"] >= 500), default=None)
+    kept_up = [
+        c
+        for c in cells
+        if c["deliveries_per_s"] >= 0.9 * c.get("expected_deliveries_per_s", 0)
+    ]
+    rss = max((c["hub_rss_per_client"] for c in kept_up if c["n"] >= 500), default=None)
     rec = results.get("recovery") or {}
-    reattach = (rec.get("reattach_ms") or {}).get("p95")
-    back = rec.get("redis_back_durable_ms")
+    runs = [rec, *(rec.get("repeats") or [])] if rec else []
+    reattach = max((r["reattach_ms"]["p95"] or 0 for r in runs), default=None)
+    back = max((r["redis_back_durable_ms"] or 0 for r in runs), default=None)
     proj = results.get("projection") or {}
     rb = proj.get("redis_bytes")
     rt = proj.get("redis_bytes_30_days") or 0
@@ -228,8 +254,10 @@ def goals(results: dict) -> list[str]:
         [
             "p99 at the largest cell",
             "≤ 100 ms",
-            fmt(p99),
-            verdict(None if p99 is None else p99 <= GOALS["p99_ms"]),
+            fmt(p99) if not collapsed else f"none: it collapsed ({collapsed})",
+            verdict(
+                False if collapsed else (None if p99 is None else p99 <= GOALS["p99_ms"])
+            ),
         ],
         [
             "deliveries per hub core-s (best cell)",
@@ -238,7 +266,7 @@ def goals(results: dict) -> list[str]:
             verdict(None if per_core is None else per_core >= GOALS["per_core"]),
         ],
         [
-            "hub RSS per client (worst cell ≥ 500)",
+            "hub RSS per client (worst cell ≥ 500 clients that kept up)",
             "≤ 64 KiB",
             fmt(None if rss is None else rss / 1024) + " KiB",
             verdict(None if rss is None else rss <= GOALS["rss_per_client"]),
