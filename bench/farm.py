@@ -276,7 +276,7 @@ def one_cell(
     hubs: list[Hub], r: Any, load: Load, ids: list[str], n: int, window: float
 ) -> dict:
     base_rss = sum(h.rss() for h in hubs)
-    probes = min(PROBES, n)
+    probes = min(PROBES, n // 2)
     gens = open_clients(hubs, ids, n - probes)
     gens += open_clients(hubs, ids, probes, lean=False)  # socket.io-client 4
     try:

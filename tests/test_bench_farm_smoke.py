@@ -44,6 +44,7 @@ def test_bench_farm_smoke(tmp_path):
         assert c["clients"] == 20 and c["resyncs"] == 0, c
         assert c["deliveries"] > 0 and c["hub_cpu_cores"] >= 0
         assert c["latency_ms"]["count"] > 0 and c["latency_ms"]["p99"] is not None
+        assert c["probes"] > 0 and c["probe_latency_ms"]["count"] > 0
         assert c["writes_per_s"] > 0 and c["redis_used_memory"] > 0
         assert c["bytes_per_client_s"] > 0
     rec = results["recovery"]
