@@ -174,6 +174,11 @@ class Hub:
         slot.liveness.up(now) if up else slot.liveness.down(now)
         self._tick()
 
+    def on_heartbeat(self, printer_id: str) -> None:
+        slot = self.slots.get(printer_id)
+        if slot is not None:
+            slot.liveness.message(time.monotonic())
+
     def on_connect_failed(self, printer_id: str, reason: str) -> None:
         slot = self.slots[printer_id]
         slot.liveness.connect_failed(time.monotonic())

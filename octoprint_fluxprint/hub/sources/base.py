@@ -26,6 +26,11 @@ class SourceEvents(Protocol):
 
     def on_connect_failed(self, printer_id: str, reason: str) -> None: ...
 
+    def on_heartbeat(self, printer_id: str) -> None:
+        """The printer's plugin is alive (its registry heartbeat moved on), though
+        nothing may have come on its stream lately."""
+        ...
+
     def on_message(self, printer_id: str, event: str, payload: Any) -> None: ...
 
     def on_resync(self, printer_id: str, oldest: Optional[int], last: int) -> int:

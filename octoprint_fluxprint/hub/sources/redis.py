@@ -56,6 +56,7 @@ class _Printer:
         self.cursor = cursor  # the highest live entry read (the XREAD last ID)
         self.linked = False  # the hub was told the link is up
         self.offline_told = False
+        self.last_seen = 0  # the registry's lastSeen last read (the plugin's clock)
 
 
 class RedisSource:
@@ -224,11 +225,18 @@ class RedisSource:
                 printer.linked = True
                 printer.offline_told = False
                 self.events.on_link(pid, True)
+            elif online and printer.linked and record["lastSeen"] > printer.last_seen:
+                # the publisher's heartbeat moved on: its plugin is there even when
+                # its live stream is quiet (an idle, disconnected printer has a
+                # status only every status_interval, 5 s by default)
+                self.events.on_heartbeat(pid)
             elif not online and (printer.linked or not printer.offline_told):
                 printer.linked = False
                 printer.offline_told = True
                 self.events.on_link(pid, False)
                 self.events.on_connect_failed(pid, "offline in the registry")
+            if record is not None:
+                printer.last_seen = max(printer.last_seen, record["lastSeen"])
 
     async def _bootstrap(self, new: list[tuple[str, dict]]) -> None:
         """Each new printer's snapshot: back from its live top to the latest status

@@ -283,3 +283,42 @@ def test_a_new_printers_snapshot_starts_at_its_latest_status():
     assert (start, top) == (6, 9)  # relayed from the status on; the cache from 6
     assert snapshot_of(newest_first[:2]) == ([], 9, 9)  # no status: after the top
     assert snapshot_of([]) == ([], 0, 0)
+
+
+# ~~ the registry heartbeat keeps a quiet printer online
+
+
+class Recorder:
+    def __init__(self):
+        self.calls: list[tuple] = []
+
+    def __getattr__(self, name):
+        return lambda *args: self.calls.append((name, *args))
+
+
+def test_a_heartbeat_that_moves_on_keeps_a_quiet_printer_fresh():
+    from octoprint_fluxprint.core import streams as ST
+    from octoprint_fluxprint.hub.sources.redis import RedisSource, _Printer
+
+    now = [1_000_000]
+    events = Recorder()
+    source = RedisSource(parse({"source": "redis"}), events, wall_ms=lambda: now[0])
+    source.up = True
+    source.printers["p0"] = _Printer("p0", 0)
+
+    def record(seen):
+        return {b"p0": ST.registry_record("p0", "p0", "1", "i", seen, 5)}
+
+    async def polls():
+        await source._registry(record(now[0]))  # first seen: the link is up
+        await source._registry(record(now[0]))  # the same beat: nothing new
+        now[0] += 2000
+        await source._registry(record(now[0]))  # a new beat: alive
+        now[0] += 20_000
+        await source._registry(record(now[0] - 20_000))  # no beat for 20 s: gone
+
+    asyncio.run(polls())
+    names = [c[0] for c in events.calls]
+    assert names == ["on_link", "on_heartbeat", "on_link", "on_connect_failed"], names
+    assert events.calls[0] == ("on_link", "p0", True)
+    assert events.calls[2] == ("on_link", "p0", False)
