@@ -86,6 +86,7 @@ class Hub:
         self.identity = HubIdentity(cfg)
         self.engine = Engine(authenticate=self.identity.authenticate)
         self.engine.namespace.multi = True
+        self.engine.namespace.feeds_appear = cfg.source == "redis"
         self.engine.compression = cfg.listen.compression
         self.engine.namespace.on_joined = self._send_printers
         self.slots: dict[str, PrinterSlot] = {}

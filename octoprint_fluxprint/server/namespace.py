@@ -36,6 +36,9 @@ class Namespace:
         self.resumer = Resumer(sessions, delivery)
         self.feeds: dict[str, Feed] = {}  # from the host: key -> printer feed
         self.multi = False  # the hub: many printers, printer lists, cursors per printer
+        # the hub's redis source: printers register at any time (a cursor for one
+        # not served yet waits for it instead of refusing the client)
+        self.feeds_appear = False
         # the hub: called on the loop once a client has joined (sends printer:printers)
         self.on_joined: Optional[Callable[[str], None]] = None
         # whether connects are refused with "server is starting" (the hub's redis
@@ -76,9 +79,13 @@ class Namespace:
             k for k, f in self.feeds.items() if scope is None or f.name in scope
         )
 
-    def resolve_cursors(self, since: Any, keys: list[str]) -> dict[str, int]:
+    def resolve_cursors(
+        self, since: Any, keys: list[str], pending: Optional[dict[str, int]] = None
+    ) -> dict[str, int]:
         """A cursor per feed key from an int (one printer) or ``{printerId: seq}``.
-        Raises ValueError naming what is wrong."""
+        Raises ValueError naming what is wrong. At a hub, with ``pending``, a cursor
+        for a printer it does not serve (yet: a farm's printers register at any
+        time) goes there by name instead, for when that printer appears."""
         if since is None:
             return {}
         if isinstance(since, int):
@@ -91,6 +98,9 @@ class Namespace:
         out = {}
         for name, seq in since.items():
             key = names.get(name)
+            if key is None and self.feeds_appear and pending is not None:
+                pending[name] = seq
+                continue
             if key is None or key not in keys:
                 raise ValueError(f"unknown printer in the cursors: {name}")
             out[key] = seq
@@ -117,7 +127,8 @@ class Namespace:
             self.guard.refused(verdict.remote, "no printer for this credential")
             raise ConnectionRefusedError("no printer for this credential")
         try:
-            cursors = self.resolve_cursors(verdict.since, keys)
+            pending: dict[str, int] = {}
+            cursors = self.resolve_cursors(verdict.since, keys, pending)
         except ValueError as exc:
             self.guard.refused(verdict.remote, str(exc))
             raise ConnectionRefusedError(str(exc)) from None
@@ -130,7 +141,11 @@ class Namespace:
             credential=verdict.credential,
         )
         info.extra.update(
-            scope=scope, keyframe=verdict.keyframe, cursors=cursors, feeds=set()
+            scope=scope,
+            keyframe=verdict.keyframe,
+            cursors=cursors,
+            feeds=set(),
+            pending_cursors=pending,
         )
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, S.NAMESPACE)
         self.guard.joined(eio_sid)
@@ -170,7 +185,8 @@ class Namespace:
                 continue  # still connecting (joins it then), or chose its printers
             scope = extra.get("scope")
             if scope is None or name in scope:  # visible(sid), for one feed
-                self._join(sid, key, None, None)
+                since = extra.get("pending_cursors", {}).pop(name, None)
+                self._join(sid, key, since, None)
                 joined.append(sid)
         return joined
 

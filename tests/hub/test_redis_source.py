@@ -688,3 +688,29 @@ def test_a_malformed_entry_is_skipped_and_metrics_parse(rds, writers, hubs):
         RESULTS["metrics"] = sorted(found)
     finally:
         client.close()
+
+
+def test_a_cursor_for_a_printer_not_registered_yet_waits_for_it(rds, writers, hubs):
+    # a farm's printers come and go: a client holding a cursor for one this hub
+    # does not serve yet is admitted, and that cursor is used once it registers
+    hub = hubs("late")
+    wait_for(lambda: hub.health()["redis"]["printers"] >= 2)
+    late = SynthPrinter(rds.url, "late")  # writes, not registered (no heartbeat yet)
+    seen = late.event()
+    missed = [late.event() for _ in range(3)]
+    client = HubClient(hub.url)
+    client.cursors = {"p0": writers["p0"].seq, "late": seen}
+    client.start()
+    try:
+        joined(client, {"p0", "p1"})
+        assert durable_of(client, "late") == []
+        writers["late"] = late.start()  # registers: the hub finds it
+        wait_for(
+            lambda: [s for s, _e in durable_of(client, "late")] == missed,
+            what="the events after the cursor, replayed when the printer appeared",
+        )
+        after = late.event()
+        wait_for(lambda: last_durable(client, "late") == after, what="then live")
+        assert seqs_increase(client)
+    finally:
+        client.close()

@@ -331,7 +331,8 @@ def test_rest_snapshot_and_health_detail_need_the_permission(octo):
     r = octo.api("GET", "/plugin/fluxprint/health?detail=1", user=NOSTATUS)
     assert r.status_code == 403
     detail = health_detail(octo, user=VIEWER)
-    assert set(detail) == {"limits", "allowed_origins", "security", "fanout"}
+    assert set(detail) == {"limits", "allowed_origins", "security", "fanout", "redis"}
+    assert detail["redis"]["state"] == "off"  # redis.url is off by default
     assert {"broadcasts", "writes", "recent_ms", "direct_writes"} <= set(detail["fanout"])
     text = json.dumps(detail)
     for key in octo.keys.values():
