@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Iterable
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import pytest
 from harness.jobs import job_command, job_state, wait_job
+from harness.threads import parallel
 from octoserver import OctoServer, free_port, gcode_file
 from redisserver import RedisServer
 
@@ -29,24 +29,6 @@ IDS = ("farm-a", "farm-b", "farm-c")
 FAST = {"serial": {"timeout": {"temperatureAutoreport": 1}}}
 GCODE = "farm.gcode"
 GCODE_LINES = 40_000  # ~400 s at the Virtual Printer's ~100 lines/s: prints outlast a run
-
-
-def parallel(fn: Callable[[Any], Any], items: Iterable[Any]) -> None:
-    errors: list[BaseException] = []
-
-    def run(item: Any) -> None:
-        try:
-            fn(item)
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in items]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
 
 
 def hub_config(redis_url: str) -> dict:

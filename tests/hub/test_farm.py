@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 
 import pytest
 from harness.fluxstudio import Proc
 from harness.jobs import job_command
+from harness.threads import parallel
 from octoserver import OctoServer, free_port, gcode_file
 
 from tests.hub.conftest import HubClient, HubProcess, plugin_log
@@ -32,24 +32,6 @@ IDS = ("p0", "p1", "p2")
 NODE_SEES = ["p0", "p1"]
 PY_SEES = ["p1", "p2"]
 FAST = {"serial": {"timeout": {"temperatureAutoreport": 1}}}
-
-
-def parallel(fn, items) -> None:
-    errors: list[BaseException] = []
-
-    def run(item):
-        try:
-            fn(item)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in items]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
 
 
 @pytest.fixture(scope="module")
