@@ -9,6 +9,10 @@
 // stdin:  {"op": "grow", "n": 100}      open clients until 100 are connected
 //         {"op": "window_start"}        zero the counters
 //         {"op": "window_end"}          report what arrived since window_start
+//         {"op": "window_end", "trace": [[seq, cb_ns, emit_ns], ...]}
+//                                       ... with latencies from the server's trace
+//                                       table (opts.traceTable: FLUXPRINT_TRACE=table,
+//                                       payloads carry no trace of their own)
 //         {"op": "close"}
 // stdout: {"type": "grown"|"window"|"ready"|"error", ...}
 //
@@ -34,7 +38,7 @@ let win = null;
 let negotiated; // Sec-WebSocket-Extensions the server answered (first client)
 
 function newWindow() {
-  return { start: nowMs(), msgs: 0, updates: 0, events: {}, lat: [], emitLat: [], byEvent: {}, dataAge: [], errors: 0 };
+  return { start: nowMs(), msgs: 0, updates: 0, events: {}, lat: [], emitLat: [], byEvent: {}, dataAge: [], errors: 0, arrivals: [] };
 }
 
 function track(sock) {
@@ -86,7 +90,11 @@ function openFluxPrint() {
       const trace = payload && payload.trace;
       // latencyPrinter (the hub bench): latency of that printer's messages only
       const timed = !opts.latencyPrinter || payload?.printer === opts.latencyPrinter;
-      if (trace && trace.cb_ns > 0 && timed) {
+      if (opts.traceTable && timed && typeof payload?.seq === "number") {
+        // joined with the server's table at window_end
+        win.arrivals.push([event, payload.seq, nowMs()]);
+        record(event);
+      } else if (trace && trace.cb_ns > 0 && timed) {
         const recv = nowMs();
         record(event, recv - trace.cb_ns / 1e6, recv - trace.emit_ns / 1e6);
       } else {
@@ -243,9 +251,23 @@ function windowStart() {
   out({ type: "window_started" });
 }
 
-function windowEnd() {
+function joinTrace(w, rows) {
+  const table = new Map();
+  for (const [seq, cb, emit] of rows) table.set(seq, [cb, emit]);
+  for (const [event, seq, recv] of w.arrivals) {
+    const t = table.get(seq);
+    if (!t || !(t[0] > 0)) continue;
+    const lat = recv - t[0] / 1e6;
+    w.lat.push(lat);
+    (w.byEvent[event] ??= []).push(lat);
+    w.emitLat.push(recv - t[1] / 1e6);
+  }
+}
+
+function windowEnd(rows) {
   const w = win;
   win = null;
+  if (rows) joinTrace(w, rows);
   const b = bytes();
   const connected =
     opts.mode === "fluxprint"
@@ -290,7 +312,7 @@ rl.on("line", async (line) => {
   }
   if (cmd.op === "grow") await grow(cmd.n);
   else if (cmd.op === "window_start") windowStart();
-  else if (cmd.op === "window_end") windowEnd();
+  else if (cmd.op === "window_end") windowEnd(cmd.trace);
   else if (cmd.op === "close") {
     closeAll();
     out({ type: "closed" });

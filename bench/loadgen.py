@@ -9,7 +9,7 @@ import selectors
 import shutil
 import subprocess
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import psutil
 
@@ -25,7 +25,21 @@ def _raise_nofile() -> None:
 
 
 class LoadGen:
-    def __init__(self, mode: str, url: str, **opts: Any):
+    """``trace``: where latencies come from when payloads carry no trace
+    (FLUXPRINT_TRACE=table): a callable giving the server's trace rows above a seq
+    and the top seq, ``(rows, top)``."""
+
+    def __init__(
+        self,
+        mode: str,
+        url: str,
+        trace: Optional[Callable[[int], tuple[list, int]]] = None,
+        **opts: Any,
+    ):
+        self.trace = trace
+        self._trace_top = 0
+        if trace is not None:
+            opts["traceTable"] = True
         node = shutil.which("node")
         if node is None:
             raise RuntimeError("node is needed for the load generator")
@@ -75,10 +89,16 @@ class LoadGen:
         return msg
 
     def window_start(self) -> None:
+        if self.trace is not None:
+            _, self._trace_top = self.trace(self._trace_top)
         self.send("window_start")
         self.read("window_started", 30)
 
     def window_end(self) -> dict:
+        if self.trace is not None:
+            rows, self._trace_top = self.trace(self._trace_top)
+            self.send("window_end", trace=rows)
+            return self.read("window", 60)
         self.send("window_end")
         return self.read("window", 60)
 

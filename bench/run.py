@@ -77,7 +77,7 @@ class BenchServer(OctoServer):
     """OctoServer run through bench.octolaunch (GC recorder) with the
     benchmark environment."""
 
-    def __init__(self, basedir: str, trace: bool, **kw: Any):
+    def __init__(self, basedir: str, trace: bool | str, **kw: Any):
         super().__init__(basedir, **kw)
         self.trace = trace
         self.gc_file = os.path.join(basedir, "bench-gc.json")
@@ -87,6 +87,13 @@ class BenchServer(OctoServer):
         r = self.api("GET", "/plugin/fluxprint/health?detail=1")
         r.raise_for_status()
         return r.json()["detail"].get("fanout", {})
+
+    def trace_rows(self, since: int) -> tuple[list, int]:
+        """The plugin's trace table above ``since`` (FLUXPRINT_TRACE=table)."""
+        r = self.api("GET", f"/plugin/fluxprint/health?trace={since}", timeout=60)
+        r.raise_for_status()
+        body = r.json()
+        return body["trace"], body["top"]
 
     def gc_stats(self) -> dict:
         """Cumulative cyclic-GC runs of the OctoPrint process (bench.octolaunch)."""
@@ -104,7 +111,10 @@ class BenchServer(OctoServer):
 
     def start(self, timeout: float = 120.0) -> None:
         saved = dict(os.environ)
-        os.environ["FLUXPRINT_TRACE"] = "1" if self.trace else "0"
+        # "table": the times beside the payloads (core/trace.py), True: in them
+        os.environ["FLUXPRINT_TRACE"] = (
+            "table" if self.trace == "table" else "1" if self.trace else "0"
+        )
         os.environ["FLUXPRINT_BENCH_GC"] = self.gc_file
         if GC_FREEZE["on"]:
             os.environ["FLUXPRINT_BENCH_GC_FREEZE"] = "1"
@@ -158,14 +168,15 @@ class BenchServer(OctoServer):
 def server(
     workdir: str,
     name: str,
-    trace: bool,
+    trace: bool | str,
     fluxprint: Optional[dict] = None,
     disabled: tuple[str, ...] = (),
+    config: Optional[dict] = None,
 ) -> Iterator[BenchServer]:
     srv = BenchServer(
         os.path.join(workdir, name),
         trace=trace,
-        config=PRINTER_CONFIG,
+        config=config or PRINTER_CONFIG,
         fluxprint=dict(BENCH_LIMITS, **(fluxprint or {})),
         disabled_plugins=disabled,
     )

@@ -63,7 +63,9 @@ def kinds(modes: tuple[str, ...]) -> list[tuple[str, str, dict]]:
     return out
 
 
-def lines_per_second(srv: Any, seconds: float = 5.0) -> Optional[float]:
+def lines_per_second(
+    srv: Any, bytes_per_line: float, seconds: float = 5.0
+) -> Optional[float]:
     def pos() -> Optional[int]:
         r = srv.api("GET", "/api/job")
         return (r.json().get("progress") or {}).get("filepos") if r.ok else None
@@ -73,8 +75,7 @@ def lines_per_second(srv: Any, seconds: float = 5.0) -> Optional[float]:
     b = pos()
     if a is None or b is None or b <= a:
         return None
-    # gcode_file lines are about 40 bytes each
-    return (b - a) / 40 / seconds
+    return (b - a) / bytes_per_line / seconds
 
 
 def run(ns: list[int], window: float, modes: tuple[str, ...], lines: int) -> dict:
@@ -92,17 +93,33 @@ def run(ns: list[int], window: float, modes: tuple[str, ...], lines: int) -> dic
         "kinds": {},
     }
     with tempfile.TemporaryDirectory(prefix="fluxprint-stream-") as work:
-        with server(work, "stream", trace=True, fluxprint=DEFAULT_INTERVALS) as srv:
-            srv.upload(GCODE, gcode_file(lines))
+        # trace "table": latencies from the server's table, so the payloads and
+        # the bytes counted are what a user gets (core/trace.py)
+        with server(
+            work,
+            "stream",
+            trace="table",
+            fluxprint=DEFAULT_INTERVALS,
+            config=STREAM_CONFIG,
+        ) as srv:
+            body = gcode_file(lines)
+            srv.upload(GCODE, body)
             srv.ensure_printing(GCODE)
             time.sleep(3)
-            results["meta"]["lines_per_second"] = lines_per_second(srv)
+            per_line = len(body) / (lines + 6)
+            results["meta"]["lines_per_second"] = lines_per_second(srv, per_line)
             log(f"stream: {results['meta']['lines_per_second']} lines/s")
             for label, kind, opt in kinds(modes):
                 if "set" in opt:
                     srv.settings(websocket_compression=opt["set"])
                     extra = {"subscribe": {"delta": True}} if opt.get("delta") else {}
-                    gen = LoadGen(kind, srv.url, apikey=srv.keys["viewer"], **extra)
+                    gen = LoadGen(
+                        kind,
+                        srv.url,
+                        apikey=srv.keys["viewer"],
+                        trace=srv.trace_rows,
+                        **extra,
+                    )
                 else:
                     extra = {"sockjsSubscribe": SOCKJS_LEAN} if opt.get("lean") else {}
                     gen = LoadGen(kind, srv.url, auth=srv.passive_login(), **extra)

@@ -18,6 +18,7 @@ from . import schema as S
 from .coalesce import EPSILON, Coalescer, Decision, Sample
 from .delta import delta_body
 from .subscriptions import Subscriptions, parse_room, room_keyframe
+from .trace import TraceTable
 
 _logger = logging.getLogger(__name__)
 
@@ -83,8 +84,10 @@ class Rooms:
         self.emitted = 0
         # channels switched off for every client in the settings
         self.enabled: frozenset[str] = frozenset(S.CHANNELS)
-        # benchmark instrumentation: adds {"trace": {cb_ns, emit_ns}} to payloads
+        # benchmark instrumentation (core/trace.py): adds {"trace": {cb_ns,
+        # emit_ns}} to payloads, or records the two in a table beside them
         self.trace = False
+        self.trace_table: Optional[TraceTable] = None
 
     # the printer's state lives in the subclass (printer.PrinterState)
 
@@ -234,6 +237,8 @@ class Rooms:
         payload["printer"] = self.printer_id
         if self.trace:
             payload["trace"] = {"cb_ns": cb_ns, "emit_ns": self.clock.wall_ns()}
+        elif self.trace_table is not None:
+            self.trace_table.record(payload["seq"], cb_ns, self.clock.wall_ns())
         return payload
 
     def stamp(self, body: dict) -> dict:

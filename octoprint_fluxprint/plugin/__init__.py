@@ -15,7 +15,7 @@ import flask
 import octoprint.plugin
 from octoprint.access.permissions import Permissions
 
-from ..core import schema
+from ..core import schema, trace
 from ..core.printer import PrinterState
 from ..server.clock import Clock
 from ..server.engine import Engine
@@ -92,8 +92,12 @@ class FluxPrintPlugin(
             keyframe=self.config.keyframe(),
         )
         state.set_enabled(self.config.channels())
-        # benchmark instrumentation, off unless FLUXPRINT_TRACE=1 (costs nothing when off)
-        state.trace = os.environ.get("FLUXPRINT_TRACE") == "1"
+        # benchmark instrumentation, off unless FLUXPRINT_TRACE is 1 or table
+        # (core/trace.py; costs nothing when off)
+        trace_mode = trace.mode(os.environ.get("FLUXPRINT_TRACE"))
+        state.trace = trace_mode == "inline"
+        if trace_mode == "table":
+            state.trace_table = trace.TraceTable()
         self.engine.budgets.set_limits(self.config.budget_limits())
         self.engine.attach(
             loop,
@@ -301,6 +305,9 @@ class FluxPrintPlugin(
             flask.abort(403)
         if prometheus:
             return self._prometheus()
+        since = flask.request.args.get("trace")
+        if since is not None:
+            return self._trace_rows(since)
         connected = False
         if self.printer_state is not None:
             connected = self.printer_state.connection["state"] == "connected"
@@ -313,6 +320,20 @@ class FluxPrintPlugin(
         if detail:
             body["detail"] = self._health_detail()
         return flask.jsonify(body)
+
+    def _trace_rows(self, since: str):
+        """``?trace=<seq>``: the benchmark's trace table above that seq."""
+        if not receive_permission().can():
+            flask.abort(403)
+        table = self.printer_state.trace_table if self.printer_state else None
+        if table is None:
+            flask.abort(404, description="tracing is off (FLUXPRINT_TRACE=table)")
+        try:
+            after = int(since or 0)
+        except ValueError:
+            flask.abort(400, description="trace: a seq (an integer) is expected")
+        rows, top = table.since(after)
+        return flask.jsonify({"trace": rows, "top": top})
 
     def _health_detail(self) -> dict:
         engine = self.engine

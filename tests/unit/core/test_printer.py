@@ -286,3 +286,31 @@ def test_trace_only_when_enabled(trace):
     payload = sink.events(S.EV_TEMPERATURE)[-1]
     assert ("trace" in payload) is trace
     assert payload["ts"] == 123
+
+
+def test_trace_table_keeps_the_times_beside_the_payload():
+    from octoprint_fluxprint.core.trace import TraceTable
+
+    hub, sink, clock = make_hub(temperature=0)
+    hub.trace_table = TraceTable(maxlen=3)
+    hub.add_client("a")
+    for i in range(4):
+        clock.now += 1.0
+        hub.on_temperature(temps(actual=20.0 + i), (123 + i) * NS)
+    sent = sink.events(S.EV_TEMPERATURE)
+    assert all("trace" not in p for p in sent)
+    rows, top = hub.trace_table.since(0)
+    assert len(rows) == 3  # bounded: the oldest went
+    assert top == sent[-1]["seq"]
+    assert [r[0] for r in rows] == [p["seq"] for p in sent[-3:]]
+    assert rows[-1][1] == 126 * NS  # the callback's time
+    assert all(r[2] > 0 for r in rows)  # the emit time
+    later, top2 = hub.trace_table.since(top)
+    assert later == [] and top2 == top
+
+
+def test_trace_mode_from_the_environment_value():
+    from octoprint_fluxprint.core.trace import mode
+
+    assert mode("1") == "inline" and mode("table") == "table"
+    assert mode(None) == mode("0") == mode("yes") == "off"
