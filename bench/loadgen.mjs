@@ -38,14 +38,24 @@ let win = null;
 let negotiated; // Sec-WebSocket-Extensions the server answered (first client)
 
 function newWindow() {
-  return { start: nowMs(), msgs: 0, updates: 0, events: {}, lat: [], emitLat: [], byEvent: {}, dataAge: [], errors: 0, arrivals: [] };
+  return { start: nowMs(), msgs: 0, updates: 0, events: {}, lat: [], emitLat: [], wireLat: [], byEvent: {}, dataAge: [], errors: 0, arrivals: [] };
 }
 
+// when a socket last had bytes from the kernel: a message's frame arrived at or
+// before it, so "wire" latencies leave out this process's own queue of inflates
+// (ws inflates off-thread, ten at a time, for every client in this one process)
 function track(sock) {
-  if (sock && !sockets.has(sock)) sockets.add(sock);
+  if (sock && !sockets.has(sock)) {
+    sockets.add(sock);
+    sock.on("data", () => {
+      sock.fluxWire = nowMs();
+    });
+  }
 }
 
-function record(event, latMs, emitLatMs) {
+const wireOf = (sock) => sock?.fluxWire ?? null;
+
+function record(event, latMs, emitLatMs, wireLatMs) {
   if (!win) return;
   win.msgs += 1;
   win.events[event] = (win.events[event] ?? 0) + 1;
@@ -54,6 +64,7 @@ function record(event, latMs, emitLatMs) {
     (win.byEvent[event] ??= []).push(latMs);
   }
   if (emitLatMs !== undefined && emitLatMs !== null) win.emitLat.push(emitLatMs);
+  if (wireLatMs !== undefined && wireLatMs !== null) win.wireLat.push(wireLatMs);
 }
 
 // ~~ FluxPrint: socket.io-client 4 over websocket, the way FluxStudio connects
@@ -92,11 +103,18 @@ function openFluxPrint() {
       const timed = !opts.latencyPrinter || payload?.printer === opts.latencyPrinter;
       if (opts.traceTable && timed && typeof payload?.seq === "number") {
         // joined with the server's table at window_end
-        win.arrivals.push([event, payload.seq, nowMs()]);
+        const wire = wireOf(socket.io.engine?.transport?.ws?._socket);
+        win.arrivals.push([event, payload.seq, nowMs(), wire]);
         record(event);
       } else if (trace && trace.cb_ns > 0 && timed) {
         const recv = nowMs();
-        record(event, recv - trace.cb_ns / 1e6, recv - trace.emit_ns / 1e6);
+        const wire = wireOf(socket.io.engine?.transport?.ws?._socket);
+        record(
+          event,
+          recv - trace.cb_ns / 1e6,
+          recv - trace.emit_ns / 1e6,
+          wire === null ? null : wire - trace.emit_ns / 1e6,
+        );
       } else {
         record(event);
       }
@@ -143,7 +161,13 @@ function openSockJS() {
           const key = Object.keys(msg)[0];
           if (key === "current") {
             const st = msg.current.serverTime;
-            record("current", st ? recv - st * 1000 : null);
+            const wire = wireOf(ws._socket);
+            record(
+              "current",
+              st ? recv - st * 1000 : null,
+              undefined,
+              st && wire !== null ? wire - st * 1000 : null,
+            );
             win.updates += 1;
             const temps = msg.current.temps;
             if (temps && temps.length) win.dataAge.push(recv - temps[temps.length - 1].time * 1000);
@@ -254,13 +278,14 @@ function windowStart() {
 function joinTrace(w, rows) {
   const table = new Map();
   for (const [seq, cb, emit] of rows) table.set(seq, [cb, emit]);
-  for (const [event, seq, recv] of w.arrivals) {
+  for (const [event, seq, recv, wire] of w.arrivals) {
     const t = table.get(seq);
     if (!t || !(t[0] > 0)) continue;
     const lat = recv - t[0] / 1e6;
     w.lat.push(lat);
     (w.byEvent[event] ??= []).push(lat);
     w.emitLat.push(recv - t[1] / 1e6);
+    if (wire !== null) w.wireLat.push(wire - t[1] / 1e6);
   }
 }
 
@@ -287,6 +312,7 @@ function windowEnd(rows) {
     bytes_written: b.written,
     latency_ms: summary(w.lat),
     emit_latency_ms: summary(w.emitLat),
+    wire_latency_ms: summary(w.wireLat),
     latency_by_event_ms: Object.fromEntries(Object.entries(w.byEvent).map(([k, v]) => [k, summary(v)])),
     data_age_ms: summary(w.dataAge),
   });

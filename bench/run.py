@@ -190,6 +190,29 @@ def server(
         srv.stop()
 
 
+def pin(pid: int, cores: list[int]) -> None:
+    """Every thread of ``pid`` on ``cores`` (threads started later inherit it)."""
+    subprocess.run(
+        ["taskset", "-a", "-p", "-c", ",".join(map(str, cores)), str(pid)],
+        check=True,
+        capture_output=True,
+    )
+
+
+def pin_apart(server_pid: int, generator_pid: int) -> bool:
+    """OctoPrint on the first core, the load generator on the others. On a small
+    machine the generator's burst of reads and inflates, right when a broadcast
+    goes out, takes the core the loop thread is writing from: the fan-out's wall
+    time doubles while its CPU time stays put (docs/benchmarks.md, the tail).
+    Clients on other machines do not do that to a server. False with one core."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2 or not shutil.which("taskset"):
+        return False
+    pin(server_pid, cores[:1])
+    pin(generator_pid, cores[1:])
+    return True
+
+
 SETTLE = {"s": 2.0}
 GC_FREEZE = {"on": False}
 
@@ -227,6 +250,8 @@ def cell(n: int, w: dict, base: dict, rss0: int) -> dict:
         "latency_all_ms": gen["latency_ms"],
         "latency_by_event_ms": gen["latency_by_event_ms"],
         "emit_latency_ms": gen["emit_latency_ms"],
+        # to the client's TCP socket, without the load generator's inflate queue
+        "wire_latency_ms": gen.get("wire_latency_ms"),
         "data_age_ms": gen["data_age_ms"],
         "cpu_s": w["cpu_s"],
         "cpu_core_fraction": w["cpu_s"] / seconds,
@@ -312,10 +337,13 @@ def _one_cell(srv, gen, n, window, gcode, base, rss0) -> dict:
 
 def fanout_delta(before: dict, after: dict) -> dict:
     """Server-side time per broadcast during a window: from the hub's emit to the
-    last client's frame handed to the kernel (p50/p99/max ms), and the writes."""
+    last client's frame handed to the kernel (p50/p99/max ms), the loop thread's CPU
+    time over it (cpu_p50/cpu_p99/cpu_max ms: wall well above CPU is waiting, for
+    the GIL or a core), and the writes."""
     new = after.get("broadcasts", 0) - before.get("broadcasts", 0)
     recent = after.get("recent_ms", [])
     values = sorted(recent[-new:]) if new > 0 else []
+    cpu = sorted(after.get("recent_cpu_ms", [])[-new:]) if new > 0 else []
     out: dict[str, Any] = {
         "broadcasts": new,
         "kept": len(values),
@@ -327,6 +355,10 @@ def fanout_delta(before: dict, after: dict) -> dict:
         out["p50"] = values[len(values) // 2]
         out["p99"] = values[min(len(values) - 1, int(len(values) * 0.99))]
         out["max"] = values[-1]
+    if cpu:
+        out["cpu_p50"] = cpu[len(cpu) // 2]
+        out["cpu_p99"] = cpu[min(len(cpu) - 1, int(len(cpu) * 0.99))]
+        out["cpu_max"] = cpu[-1]
     return out
 
 

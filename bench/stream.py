@@ -5,7 +5,9 @@ clients: FluxPrint in every websocket compression mode with full objects and wit
 deltas, OctoPrint's SockJS push in full (what OctoPrint's UI gets) and lean
 (``subscribe`` with logs and messages off, as a dashboard would). Net CPU is
 OctoPrint's CPU minus a zero-client window of the same stream measured right before
-each kind; bytes are read off the clients' TCP sockets.
+each kind; bytes are read off the clients' TCP sockets. OctoPrint runs on one core and
+the load generator on the others (``--no-pin``: anywhere), so the clients' own work
+does not take the core a broadcast is written from (docs/benchmarks.md, the tail).
 
     .venv/bin/python -m bench.stream             full run (~25 min), writes
                                                  bench/results/stream.json and the
@@ -31,6 +33,7 @@ from .run import (
     gcode_file,
     log,
     machine,
+    pin_apart,
     server,
     sweep_load,
 )
@@ -78,7 +81,13 @@ def lines_per_second(
     return (b - a) / bytes_per_line / seconds
 
 
-def run(ns: list[int], window: float, modes: tuple[str, ...], lines: int) -> dict:
+def run(
+    ns: list[int],
+    window: float,
+    modes: tuple[str, ...],
+    lines: int,
+    pinned: bool = True,
+) -> dict:
     results: dict[str, Any] = {
         "meta": {
             "ns": ns,
@@ -89,6 +98,7 @@ def run(ns: list[int], window: float, modes: tuple[str, ...], lines: int) -> dic
             "sockjs_lean_subscribe": SOCKJS_LEAN,
             "machine": machine(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "pinned": False,
         },
         "kinds": {},
     }
@@ -123,6 +133,8 @@ def run(ns: list[int], window: float, modes: tuple[str, ...], lines: int) -> dic
                 else:
                     extra = {"sockjsSubscribe": SOCKJS_LEAN} if opt.get("lean") else {}
                     gen = LoadGen(kind, srv.url, auth=srv.passive_login(), **extra)
+                if pinned:
+                    results["meta"]["pinned"] = pin_apart(srv.pid, gen.proc.pid)
                 try:
                     results["kinds"][label] = sweep_load(
                         srv, gen, ns, window, GCODE, label, base_window=window
@@ -221,7 +233,18 @@ def markdown(results: dict) -> str:
         "here, even with its per-line delay at 0.5 ms); default intervals; each "
         "kind alone, one after another, windows of "
         f"{meta['window_s']:.0f} s; net CPU is OctoPrint's CPU minus the same stream "
-        "with nobody connected, measured right before each kind. Per client-minute.\n"
+        "with nobody connected, measured right before each kind. Per client-minute. "
+        + (
+            "OctoPrint ran on one core, the load generator on the other(s). "
+            if meta.get("pinned")
+            else "OctoPrint and the load generator shared the cores. "
+        )
+        + "Latency *to the socket*: from the server's emit (FluxPrint) or "
+        "`serverTime` (SockJS, 1 ms resolution) to the last bytes the client's TCP "
+        "socket had read when the message was decoded; *decoded*: to the message "
+        "event, after the load generator's inflate queue (one Node process for every "
+        "client). *Fan-out*: the server's time from emit to the last client's frame "
+        "handed to the kernel, and the loop thread's CPU time in it.\n"
     )
     rows = []
     kinds_ = results["kinds"]
@@ -229,7 +252,7 @@ def markdown(results: dict) -> str:
         for label, block in kinds_.items():
             cell = next((c for c in block["cells"] if c.get("n") == n), None)
             if not cell or "error" in cell:
-                rows.append([label, n, "failed", "", "", "", ""])
+                rows.append([label, n, "failed", "", "", "", "", "", ""])
                 continue
             # from the server's emit (FluxPrint, trace) or its serverTime (SockJS)
             # to the client: what the intervals hold back is not latency
@@ -238,6 +261,8 @@ def markdown(results: dict) -> str:
                 if label.startswith("fluxprint")
                 else cell["latency_all_ms"]
             )
+            wire = cell.get("wire_latency_ms") or {}
+            fan = cell.get("fanout_ms") or {}
             rows.append(
                 [
                     label,
@@ -245,7 +270,11 @@ def markdown(results: dict) -> str:
                     _f(cell["cpu_net_ms_per_client_minute"]),
                     _f(cell["bytes_per_client_minute"] / 1000),
                     _f(cell["rss_per_client"] / 1024),
+                    f"{_f(wire.get('p50'))} / {_f(wire.get('p99'))}",
                     f"{_f(lat.get('p50'))} / {_f(lat.get('p99'))}",
+                    f"{_f(fan.get('p99'))} / {_f(fan.get('cpu_p99'))}"
+                    if label.startswith("fluxprint")
+                    else "–",
                     _gc(cell),
                 ]
             )
@@ -255,7 +284,9 @@ def markdown(results: dict) -> str:
         "net CPU ms",
         "wire KB",
         "RSS/client KiB",
-        "emit→client p50 / p99 ms",
+        "to the socket p50 / p99 ms",
+        "decoded p50 / p99 ms",
+        "fan-out p99 wall / CPU ms",
         "full GCs",
     ]
     L.append("| " + " | ".join(head) + " |")
@@ -340,6 +371,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--out", default=JSON_OUT)
     p.add_argument("--md", default=MD)
     p.add_argument("--report", action="store_true", help="the section from the JSON")
+    p.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="leave OctoPrint and the load generator on any core",
+    )
     args = p.parse_args(argv)
     if args.report:
         with open(args.out) as f:
@@ -352,7 +388,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         modes = ("deflate_no_context_takeover", "deflate_shared")
     else:
         window, lines = args.window, args.lines
-    results = run(ns, window, modes, lines)
+    results = run(ns, window, modes, lines, pinned=not args.no_pin)
     results["meta"]["smoke"] = args.smoke
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:

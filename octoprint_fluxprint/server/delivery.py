@@ -165,7 +165,7 @@ class Delivery:
         if item.sid is not None:
             self.send_one(item.sid, item.event, item.payload)
             return
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         participants = list(self.sio.manager.get_participants(S.NAMESPACE, item.room))
         if not participants:
             return
@@ -226,7 +226,9 @@ class Delivery:
                 targets.extend(self._send_streamed(streamed, encoded, pkt))
             self._send_all(targets, pkt)
             self.fanout.record(
-                time.perf_counter() - started, len(targets) + len(streamed)
+                time.perf_counter() - started,
+                len(targets) + len(streamed),
+                time.thread_time() - started_cpu,
             )
         for sid, reason in drops:
             # over budget: the transport closes, the client comes back and resumes
