@@ -208,8 +208,15 @@ def pin_apart(server_pid: int, generator_pid: int) -> bool:
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2 or not shutil.which("taskset"):
         return False
-    pin(server_pid, cores[:1])
-    pin(generator_pid, cores[1:])
+    try:
+        pin(server_pid, cores[:1])
+        pin(generator_pid, cores[1:])
+    except subprocess.CalledProcessError as exc:  # not allowed here: run unpinned
+        log(f"taskset: {exc.stderr.decode(errors='replace').strip()}; not pinned")
+        for pid in (server_pid, generator_pid):
+            with contextlib.suppress(subprocess.CalledProcessError):
+                pin(pid, cores)
+        return False
     return True
 
 
