@@ -4,15 +4,15 @@
 - ``deflate``: tornado's per-client deflate with context takeover. Best ratio, but
   about 256 KiB of zlib state per connection and one compression per client per
   message.
-- ``deflate_no_context_takeover`` (the default; see docs/benchmarks.md for why):
-  permessage-deflate with
+- ``deflate_no_context_takeover``: permessage-deflate with
   ``server_no_context_takeover; client_no_context_takeover``. No zlib state is kept
   per connection, and since every client's frame for a broadcast is then the same
   bytes, ``wsframes`` compresses a broadcast once and writes it to every client.
   This needs ``wsframes.FramesHandlerMixin`` on the tornado handler (it sets
   ``shared_frames_ready``); without it the mode does not compress (like ``off``),
   because tornado alone would fall back to per-client context takeover.
-- ``deflate_shared``: permessage-deflate with context takeover, compressed once
+- ``deflate_shared`` (the default; docs/benchmarks.md, "Compression: default and
+  why"): permessage-deflate with context takeover, compressed once
   per cohort (the clients in the same set of rooms) instead of once per client:
   ``server/shared_deflate.py``. Clients keep their inflater's window, the server
   keeps one zlib state per cohort, not per client. Per-client messages go
@@ -30,7 +30,7 @@ DEFLATE = "deflate"
 DEFLATE_NO_CONTEXT_TAKEOVER = "deflate_no_context_takeover"
 DEFLATE_SHARED = "deflate_shared"
 MODES = ("off", DEFLATE, DEFLATE_NO_CONTEXT_TAKEOVER, DEFLATE_SHARED)
-DEFAULT_MODE = DEFLATE_NO_CONTEXT_TAKEOVER  # chosen from docs/benchmarks.md
+DEFAULT_MODE = DEFLATE_SHARED  # chosen from docs/benchmarks.md
 
 # zlib parameters of the shared compressor (tornado's defaults)
 LEVEL = 6

@@ -36,7 +36,7 @@ class Listen(Strict):
     # websocket permessage-deflate, as the plugin's websocket_compression setting
     compression: Literal[
         "off", "deflate", "deflate_no_context_takeover", "deflate_shared"
-    ] = "deflate_no_context_takeover"
+    ] = "deflate_shared"
 
     @field_validator("path")
     @classmethod

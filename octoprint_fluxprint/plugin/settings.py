@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
         "jobs": True,
         "connection": True,
     },
-    "websocket_compression": "deflate_no_context_takeover",
+    "websocket_compression": "deflate_shared",
     "event_log": {"max_events": 10000, "max_age_days": 30},
     "client_budget": {"max_messages": 200, "max_bytes": 524288, "grace": 15.0},
     # security (README "Security"; clamped by ratelimit.limits_from_settings)

@@ -204,6 +204,8 @@ class NodeClient(Recorder):
         self._next_id = 0
         self._lock = threading.Lock()
         self.stderr: list[str] = []
+        # permessage-deflate parameters agreed on the websocket (None: not deflated)
+        self.deflate: Optional[dict] = None
 
     def start(self, wait: bool = True) -> NodeClient:
         self.proc = subprocess.Popen(
@@ -234,9 +236,11 @@ class NodeClient(Recorder):
             elif kind == "connect":
                 self.sid = msg.get("id")
                 self.transport = msg.get("transport")
+                self.deflate = msg.get("deflate")
                 self.connected.set()
             elif kind == "upgrade":
                 self.transport = msg.get("transport")
+                self.deflate = msg.get("deflate")
             elif kind == "connect_error":
                 self.connect_error = msg.get("message")
                 self.failed.set()

@@ -12,6 +12,7 @@ import pytest
 import requests
 from octoserver import gcode_file
 
+from octoprint_fluxprint.core import compression
 from tests.integration.test_delta import DEFAULTS, heat, set_settings
 
 pytestmark = pytest.mark.integration
@@ -27,7 +28,7 @@ def shared_mode(octo):
         progress_interval=0.5,
     )
     yield
-    set_settings(octo, websocket_compression="deflate_no_context_takeover", **DEFAULTS)
+    set_settings(octo, websocket_compression=compression.DEFAULT_MODE, **DEFAULTS)
     heat(octo, 0)
 
 

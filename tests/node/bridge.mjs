@@ -25,10 +25,15 @@ const socket = io(opts.url + opts.namespace, {
   timeout: 10000,
 });
 
+// the permessage-deflate parameters ws agreed with the server (null: none), from
+// ws's negotiated extension (its public `extensions` gives only the names)
+const deflate = (transport) => transport?.ws?._extensions?.["permessage-deflate"]?.params ?? null;
+
 socket.on("connect", () => {
   const engine = socket.io.engine;
-  out({ type: "connect", id: socket.id, transport: engine.transport.name, recv: Date.now() });
-  engine.once("upgrade", (t) => out({ type: "upgrade", transport: t.name }));
+  const transport = engine.transport;
+  out({ type: "connect", id: socket.id, transport: transport.name, deflate: deflate(transport), recv: Date.now() });
+  engine.once("upgrade", (t) => out({ type: "upgrade", transport: t.name, deflate: deflate(t) }));
 });
 socket.on("connect_error", (err) =>
   out({ type: "connect_error", message: err.message, data: err.data ?? null }),
