@@ -38,7 +38,7 @@ from .farmprocs import DURABLE_EVERY, PER_CLIENT, Hub, Load, RedisServer
 from .farmreal import plugin_cost
 from .farmrecovery import recovery, recovery_only
 from .run import ROOT, log, machine
-from .stream import write_section as _write_section
+from .streamreport import write_section as _write_section
 
 JSON_OUT = os.path.join(ROOT, "bench", "results", "farm.json")
 MD = os.path.join(ROOT, "docs", "benchmarks.md")

@@ -33,7 +33,7 @@ import yaml
 
 from .loadgen import LoadGen, Window
 from .run import ROOT, SWEEP_INTERVALS, gcode_file, log, machine, server
-from .stream import write_section as _write_section
+from .streamreport import write_section as _write_section
 
 JSON_OUT = os.path.join(ROOT, "bench", "results", "hub.json")
 MD = os.path.join(ROOT, "docs", "benchmarks.md")

@@ -40,7 +40,7 @@ from tools.octoserver import OctoServer, gcode_file  # noqa: E402
 from . import callback as callback_bench  # noqa: E402
 from .loadgen import LoadGen, Window, idle_window  # noqa: E402
 
-MODES = ("off", "deflate", "deflate_no_context_takeover")
+MODES = ("off", "deflate", "deflate_no_context_takeover", "deflate_shared")
 # latency/fan-out sweeps: temperature as fresh as the printer reports it; progress
 # at SockJS's 500 ms push rate; status (full snapshot) at its default, state changes
 # are sent at once whatever the interval
@@ -296,7 +296,11 @@ def sweep_load(
     gcode: str,
     label: str,
     base_window: Optional[float] = None,
+    probe: Optional[LoadGen] = None,
 ) -> dict:
+    """``probe``: a few clients of the same kind in a Node process of their own,
+    connected throughout: the latency one client sees without queueing behind the
+    load generator's other sockets (the cell's ``probe``)."""
     srv.ensure_printing(gcode)
     settle(2)
     base = baseline(srv, base_window or window)
@@ -304,7 +308,7 @@ def sweep_load(
     cells = []
     for n in ns:
         try:
-            c = _one_cell(srv, gen, n, window, gcode, base, rss0)
+            c = _one_cell(srv, gen, n, window, gcode, base, rss0, probe)
         except Exception as exc:  # overloaded: record it, keep the run
             log(f"{label} N={n}: failed: {exc!r}")
             cells.append({"n": n, "error": repr(exc)})
@@ -322,7 +326,7 @@ def sweep_load(
     return {"baseline": base, "cells": cells}
 
 
-def _one_cell(srv, gen, n, window, gcode, base, rss0) -> dict:
+def _one_cell(srv, gen, n, window, gcode, base, rss0, probe=None) -> dict:
     if True:
         srv.ensure_printing(gcode)
         grown = gen.grow(n)
@@ -330,10 +334,23 @@ def _one_cell(srv, gen, n, window, gcode, base, rss0) -> dict:
         srv.ensure_printing(gcode)
         gc0 = srv.gc_stats()
         fan0 = srv.fanout()
-        w = Window(srv.pid, [gen]).measure(window)
+        w = Window(srv.pid, [gen] + ([probe] if probe else [])).measure(window)
         fan1 = srv.fanout()
         time.sleep(1.1)  # the recorder rewrites its file once a second
         c = cell(n, w, base, rss0)
+        if probe is not None:
+            p = w["generators"][1]
+            c["probe"] = {
+                k: p.get(k)
+                for k in (
+                    "clients",
+                    "messages",
+                    "errors",
+                    "emit_latency_ms",
+                    "latency_ms",
+                    "wire_latency_ms",
+                )
+            }
         c["gc"] = gc_delta(gc0, srv.gc_stats())
         c["fanout_ms"] = fanout_delta(fan0, fan1)
         c["connect_seconds"] = grown["seconds"]
