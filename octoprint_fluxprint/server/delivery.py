@@ -79,7 +79,7 @@ class Delivery:
         self.shared = SharedStreams(time.monotonic)
         self._rooms_of: dict[str, set[str]] = {}
         self._on_stream: set[str] = set()  # sids whose websocket takes shared frames
-        self.shared_mode = False  # deflate_shared is the mode for new connections
+        self.shared_mode = False  # deflate_shared is or was the mode (engine)
 
     def start(self, loop: Any) -> None:
         from tornado.ioloop import PeriodicCallback

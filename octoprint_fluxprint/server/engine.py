@@ -116,10 +116,12 @@ class Engine:
 
     @compression.setter
     def compression(self, mode: str) -> None:
-        # for new connections; delivery looks for deflate_shared clients only while
-        # the mode is on or such clients are still connected
+        # for new connections. Once deflate_shared has been on, delivery keeps
+        # looking for its clients: one that connected under it and has had no
+        # broadcast yet when the mode changes would otherwise get frames compressed
+        # on their own for as long as it stays
         self._mode = mode
-        self.delivery.shared_mode = mode == DEFLATE_SHARED
+        self.delivery.shared_mode = self.delivery.shared_mode or mode == DEFLATE_SHARED
 
     def body_size(self) -> tuple[str, str, int]:
         return ("POST", r"/socket.io/.*", MAX_HTTP_BUFFER_SIZE)

@@ -65,3 +65,39 @@ def test_each_mode_negotiates_and_inflates(clients, octo, restore, mode):
     # a request and its ack go out uncompressed under deflate_shared (RSV1 clear)
     assert client.call("printer:subscribe", {"intervals": {"temperature": 1}})["ok"]
     assert client.disconnects == [] and client.connect_error is None
+
+
+def synced_on_shared_streams(octo) -> int:
+    r = octo.api("GET", "/plugin/fluxprint/health", params={"detail": "1"})
+    r.raise_for_status()
+    return r.json()["detail"]["fanout"]["shared_deflate"]["synced"]
+
+
+def test_a_mode_change_keeps_deflate_shared_clients_on_their_stream(
+    clients, octo, restore
+):
+    """A client that connected under deflate_shared and had no broadcast yet when
+    the mode changed still gets the shared frames (the mode is for new
+    connections), not frames compressed on their own."""
+    octo.ensure_operational()
+    channels = {"temperature": False}
+    set_settings(
+        octo,
+        websocket_compression=compression.DEFLATE_SHARED,
+        temperature_interval=0,
+        channels=channels,
+    )
+    before = synced_on_shared_streams(octo)
+    try:
+        client = clients("node")
+        assert _flags(client.deflate) == AGREED[compression.DEFLATE_SHARED]
+        set_settings(octo, websocket_compression="off")  # before any broadcast
+        set_settings(octo, channels={"temperature": True})
+        deadline = time.time() + 12
+        while time.time() < deadline and len(client.events("printer:temperature")) < 3:
+            time.sleep(0.2)
+        assert len(client.events("printer:temperature")) >= 3
+        assert synced_on_shared_streams(octo) >= before + 1
+        assert client.disconnects == []
+    finally:
+        set_settings(octo, channels={"temperature": True})
