@@ -803,6 +803,11 @@ def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
         action="store_true",
         help="re-run the sweep for --modes and merge it into the existing --out JSON",
     )
+    p.add_argument(
+        "--bandwidth-only",
+        action="store_true",
+        help="re-run the bandwidth phase for --modes into the existing --out JSON",
+    )
     args = p.parse_args(argv)
     if args.smoke:
         args.ns = "10"
@@ -826,24 +831,32 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.report:
         with open(args.out) as f:
             results = json.load(f)
-    elif args.sweep_only:
+    elif args.sweep_only or args.bandwidth_only:
         with open(args.out) as f:
             results = json.load(f)
         SETTLE["s"] = args.settle
         workdir = tempfile.mkdtemp(prefix="fluxprint-bench-")
         ns = [int(x) for x in args.ns.split(",")]
+        modes = tuple(args.modes.split(","))
         try:
-            for mode in args.modes.split(","):
+            for mode in modes if args.sweep_only else ():
                 with server(workdir, f"sweep-{mode}", trace=True) as srv:
                     srv.upload("sweep.gcode", gcode_file(args.sweep_lines))
                     results["sweep"][mode] = phase_sweep(
                         srv, mode, ns, args.window, "sweep.gcode", args.base_window
                     )
                     srv.cancel()
+            if args.bandwidth_only:
+                with server(workdir, "bandwidth", trace=False) as srv:
+                    srv.upload("sweep.gcode", gcode_file(args.sweep_lines))
+                    results["bandwidth"] = phase_bandwidth(
+                        srv, args.bw_clients, args.bw_window, "sweep.gcode", modes
+                    )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         results["meta"].setdefault("rerun", []).append(
             {
+                "phase": "bandwidth" if args.bandwidth_only else "sweep",
                 "modes": args.modes,
                 "at": time.strftime("%H:%M:%S"),
                 "load": os.getloadavg(),
