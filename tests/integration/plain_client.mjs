@@ -48,6 +48,8 @@ const socket = io(opts.url + opts.namespace, {
     cb(lastSeq === null ? { apikey: opts.apikey } : { apikey: opts.apikey, last_seq: lastSeq });
   },
   ...(opts.transports ? { transports: opts.transports } : {}),
+  // false: no permessage-deflate offer (engine.io-client passes it on to ws)
+  ...("perMessageDeflate" in opts ? { perMessageDeflate: opts.perMessageDeflate } : {}),
 });
 const manager = socket.io;
 out({
