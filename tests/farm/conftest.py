@@ -184,8 +184,10 @@ def compare_all(
     pids = list(pids)
     deadline = time.monotonic() + timeout
     while True:
-        logs = {pid: farm.log(pid) for pid in pids}
+        # the clients first: a log read after them holds at least what they hold,
+        # so an event made between the two reads is not counted as an extra
         got = clients.durable()
+        logs = {pid: farm.log(pid) for pid in pids}
         result = {
             f"c{c}/{pid}": counts(got, c, pid, logs[pid], since[pid])
             for c in range(n)
