@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from .report import table
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 NOTES = os.path.join(HERE, "stream_notes.md")
 BEGIN, END = "<!-- stream:begin -->", "<!-- stream:end -->"
@@ -60,30 +62,9 @@ def markdown(results: dict) -> str:
             if not cell or "error" in cell:
                 rows.append([label, n, "failed", "", "", "", "", "", "", ""])
                 continue
-            # from the server's emit (FluxPrint, trace) or its serverTime (SockJS)
-            # to the client: what the intervals hold back is not latency
-            lat = (
-                cell["emit_latency_ms"]
-                if label.startswith("fluxprint")
-                else cell["latency_all_ms"]
-            )
-            wire = cell.get("wire_latency_ms") or {}
-            fan = cell.get("fanout_ms") or {}
             rows.append(
-                [
-                    label,
-                    n,
-                    _f(cell["cpu_net_ms_per_client_minute"]),
-                    _f(cell["bytes_per_client_minute"] / 1000),
-                    _rss(cell),
-                    f"{_f(wire.get('p50'))} / {_f(wire.get('p99'))}",
-                    f"{_f(lat.get('p50'))} / {_f(lat.get('p99'))}",
-                    _probe(cell, label),
-                    f"{_f(fan.get('p99'))} / {_f(fan.get('cpu_p99'))}"
-                    if label.startswith("fluxprint")
-                    else "–",
-                    _gc(cell),
-                ]
+                [label, n, _f(cell["cpu_net_ms_per_client_minute"])]
+                + _columns(cell, label)
             )
     head = [
         "kind",
@@ -97,9 +78,7 @@ def markdown(results: dict) -> str:
         "fan-out p99 wall / CPU ms",
         "full GCs",
     ]
-    L.append("| " + " | ".join(head) + " |")
-    L.append("|" + "---|" * len(head))
-    L.extend("| " + " | ".join(str(x) for x in r) + " |" for r in rows)
+    L.append(table(head, rows))
     L.append("")
     L.append(
         "Ratios, FluxPrint against SockJS at the same N (bytes against lean, CPU against full):\n"
@@ -147,43 +126,51 @@ def repeats(runs: list[dict]) -> list[str]:
     """The same kinds again, each run on a fresh OctoPrint: how steady the figures are."""
     if not runs:
         return []
-    L = [
-        "The same regime again, each run on a fresh OctoPrint "
-        "(`python -m bench.stream --repeat`), to see how steady the figures are:\n",
-        "| run | kind | N | wire KB | RSS/client KiB | to the socket p50 / p99 ms "
-        "| decoded p50 / p99 ms | probe decoded p50 / p99 ms "
-        "| fan-out p99 wall / CPU ms | full GCs |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+    head = [
+        "run",
+        "kind",
+        "N",
+        "wire KB",
+        "RSS/client KiB",
+        "to the socket p50 / p99 ms",
+        "decoded p50 / p99 ms",
+        "probe decoded p50 / p99 ms",
+        "fan-out p99 wall / CPU ms",
+        "full GCs",
     ]
+    rows = []
     for i, run in enumerate(runs, 1):
         started = run.get("meta", {}).get("started", "")[11:16]
         for n in run.get("meta", {}).get("ns", []):
             for label in run.get("kinds", {}):
                 c = _cell(run["kinds"], label, n)
-                if not c:
-                    continue
-                wire = c.get("wire_latency_ms") or {}
-                lat = (
-                    c["emit_latency_ms"]
-                    if label.startswith("fluxprint")
-                    else c["latency_all_ms"]
-                )
-                fan = c.get("fanout_ms") or {}
-                L.append(
-                    f"| {i} ({started}) | {label} | {n} | "
-                    f"{_f(c['bytes_per_client_minute'] / 1000)} | {_rss(c)} | "
-                    f"{_f(wire.get('p50'))} / {_f(wire.get('p99'))} | "
-                    f"{_f(lat.get('p50'))} / {_f(lat.get('p99'))} | "
-                    f"{_probe(c, label)} | "
-                    + (
-                        f"{_f(fan.get('p99'))} / {_f(fan.get('cpu_p99'))}"
-                        if label.startswith("fluxprint")
-                        else "–"
-                    )
-                    + f" | {_gc(c)} |"
-                )
-    L.append("")
-    return L
+                if c:
+                    rows.append([f"{i} ({started})", label, n] + _columns(c, label))
+    return [
+        "The same regime again, each run on a fresh OctoPrint "
+        "(`python -m bench.stream --repeat`), to see how steady the figures are:\n",
+        table(head, rows),
+        "",
+    ]
+
+
+def _columns(cell: dict, label: str) -> list[str]:
+    """Bytes, memory, latencies, fan-out and GC of one cell. Latency is from the
+    server's emit (FluxPrint, trace) or its serverTime (SockJS) to the client: what
+    the intervals hold back is not latency."""
+    flux = label.startswith("fluxprint")
+    lat = cell["emit_latency_ms"] if flux else cell["latency_all_ms"]
+    wire = cell.get("wire_latency_ms") or {}
+    fan = cell.get("fanout_ms") or {}
+    return [
+        _f(cell["bytes_per_client_minute"] / 1000),
+        _rss(cell),
+        f"{_f(wire.get('p50'))} / {_f(wire.get('p99'))}",
+        f"{_f(lat.get('p50'))} / {_f(lat.get('p99'))}",
+        _probe(cell, label),
+        f"{_f(fan.get('p99'))} / {_f(fan.get('cpu_p99'))}" if flux else "–",
+        _gc(cell),
+    ]
 
 
 def _probe(cell: dict, label: str) -> str:
