@@ -24,6 +24,7 @@ from ..server.clock import Clock
 from ..server.engine import MAX_HTTP_BUFFER_SIZE, Engine
 from ..server.feeds import Feed
 from ..server.prom import registry_for, render
+from . import page, rest
 from .config import HubConfig
 from .identity import HubIdentity
 from .metrics import HubCollector
@@ -123,6 +124,8 @@ class Hub:
                 (r"/health", HealthHandler, {"hub": self}),
                 (r"/metrics", MetricsHandler, {"hub": self}),
                 engine.route(listen.path),
+                *rest.routes(self),  # the REST fallback and the live page
+                *page.routes(self, VERSION),
             ]
         )
         self.server = app.listen(
