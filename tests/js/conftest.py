@@ -67,8 +67,15 @@ def token_hub(octo, tmp_path_factory):
     proc.stop()
 
 
-def run(cmd: list[str], cwd: str, timeout: float = 300, env: Optional[dict] = None):
-    """A command whose output goes into the assertion message when it fails."""
+def run(
+    cmd: list[str],
+    cwd: str,
+    timeout: float = 300,
+    env: Optional[dict] = None,
+    log: Optional[str] = None,
+):
+    """A command whose output goes into the assertion message when it fails (and
+    into ``log``, if given, either way)."""
     done = subprocess.run(
         cmd,
         cwd=cwd,
@@ -77,6 +84,9 @@ def run(cmd: list[str], cwd: str, timeout: float = 300, env: Optional[dict] = No
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+    if log is not None:
+        with open(log, "w") as f:
+            f.write(done.stdout + done.stderr)
     assert done.returncode == 0, (
         f"{' '.join(cmd)} exited {done.returncode}\n{done.stdout[-6000:]}\n{done.stderr[-6000:]}"
     )
@@ -98,6 +108,8 @@ class Control:
             "octo/pause-resume": lambda _a: self._pause_resume(),
             "octo/operational": lambda _a: self.octo.ensure_operational(),
             "octo/log": lambda _a: plugin_log(self.octo.basedir),
+            "octo/appkey": self._appkey,
+            "octo/revoke": self._revoke,
         }
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -132,6 +144,18 @@ class Control:
         wait_job(self.octo, lambda s: s.startswith("Paused"), 15)
         job_command(self.octo, "pause", "resume")
         wait_job(self.octo, lambda s: s.startswith("Printing"), 15)
+
+    def _appkey(self, args: dict) -> dict:
+        app = f"js-{time.monotonic_ns()}"
+        r = self.octo.api(
+            "POST", "/api/plugin/appkeys", json={"command": "generate", "app": app}
+        )
+        r.raise_for_status()
+        return {"app": app, "key": r.json()["api_key"]}
+
+    def _revoke(self, args: dict) -> None:
+        body = {"command": "revoke", "app": args["app"]}
+        self.octo.api("POST", "/api/plugin/appkeys", json=body).raise_for_status()
 
     def _printing(self) -> bool:
         return self.octo.api("GET", "/api/job").json()["state"].startswith("Printing")

@@ -207,7 +207,8 @@ export class FluxPrintClient {
     this.handlers.get(event)?.delete(handler as (payload: never) => void);
   }
 
-  /** Every event, by name, after unpacking and de-duplication. */
+  /** Every server event, by name, after unpacking and de-duplication (not `state`
+   * or `error`, the client's own). */
   onAny(handler: AnyHandler): () => void {
     this.any.add(handler);
     return () => this.any.delete(handler);
@@ -442,9 +443,10 @@ export class FluxPrintClient {
     }
   }
 
-  private emit(event: string, payload: unknown): void {
+  private emit(event: string, payload: unknown, server = true): void {
     for (const handler of this.handlers.get(event) ?? []) this.call(() => (handler as (p: unknown) => void)(payload));
-    for (const handler of this.any) this.call(() => handler(event, payload));
+    // onAny: the server's events only (not the client's own state and error)
+    if (server) for (const handler of this.any) this.call(() => handler(event, payload));
   }
 
   private call(fn: () => void): void {
@@ -457,7 +459,7 @@ export class FluxPrintClient {
   }
 
   private error(error: ClientError): void {
-    this.emit("error", error);
+    this.emit("error", error, false);
   }
 
   private fail(message: string, source: ClientError["source"]): void {
@@ -480,7 +482,7 @@ export class FluxPrintClient {
   private onState(transition: Transition): void {
     if (transition.to === "polling") this.startPolling();
     else if (transition.to === "realtime" || transition.to === "closed") this.stopPolling();
-    this.emit("state", transition);
+    this.emit("state", transition, false);
   }
 
   private startPolling(): void {
