@@ -161,20 +161,16 @@ def test_fluxstudio_style_use_compiles_under_strict(packed):
     run([NODE, tsc, "-p", "test/types/tsconfig.json"], cwd=packed)
 
 
-def test_the_node_suite_against_real_parts(packed, octo, hub, token_hub, artifacts_dir):
-    tests = sorted(
-        os.path.relpath(p, packed)
-        for p in glob.glob(
-            os.path.join(packed, "test", "**", "*.test.mjs"), recursive=True
-        )
-    )
+def node_suite(packed, octo, hub, token_hub, artifacts_dir, files: list[str], name: str):
+    """node --test on ``files`` (relative to the scratch project), serially (they
+    share the hub), with the real parts' addresses and the control server."""
     control = Control(octo, hub).start()
     try:
         done = run(
-            [NODE, "--test", "--test-concurrency=1", "--test-reporter=tap", *tests],
+            [NODE, "--test", "--test-concurrency=1", "--test-reporter=tap", *files],
             cwd=packed,
             timeout=600,
-            log=os.path.join(artifacts_dir, "js-node-suite.tap"),
+            log=os.path.join(artifacts_dir, f"{name}.tap"),
             env={
                 "FLUXPRINT_HUB_URL": hub.url,
                 "FLUXPRINT_PRINTER": PRINTER,
@@ -194,6 +190,40 @@ def test_the_node_suite_against_real_parts(packed, octo, hub, token_hub, artifac
             r"^# (tests|pass|fail|skipped|todo|cancelled) (\d+)$", done.stdout, re.M
         )
     )
-    print(f"\nnode --test: {counts}")
+    print(f"\nnode --test ({name}): {counts}")
     assert counts.get("fail") == "0" and counts.get("skipped") == "0", done.stdout[-3000:]
+    return counts
+
+
+def test_the_node_suite_against_real_parts(packed, octo, hub, token_hub, artifacts_dir):
+    files = sorted(
+        os.path.relpath(p, packed)
+        for p in glob.glob(
+            os.path.join(packed, "test", "**", "*.test.mjs"), recursive=True
+        )
+        if "/batch/" not in p
+    )
+    counts = node_suite(
+        packed, octo, hub, token_hub, artifacts_dir, files, "js-node-suite"
+    )
     assert int(counts["pass"]) >= 20, counts
+
+
+def batch_in_schema() -> bool:
+    from octoprint_fluxprint import schemas
+
+    return "printer:batch" in schemas.load()["events"]
+
+
+@pytest.mark.xfail(
+    not batch_in_schema(),
+    reason="printer:batch comes with the hub's batches (issue 23): until the schema"
+    " has the event, the hub refuses printer:subscribe {batch}",
+    strict=True,
+)
+def test_batches_at_a_real_hub(packed, octo, hub, token_hub, artifacts_dir):
+    """``printer:subscribe {batch}`` at the hub: a batched client receives, unpacked,
+    what an unbatched one does. Expected to fail (strictly) while the schema lacks
+    ``printer:batch``; a normal test once it has it."""
+    files = ["test/batch/batch.test.mjs"]
+    node_suite(packed, octo, hub, token_hub, artifacts_dir, files, "js-batch")

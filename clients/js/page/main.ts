@@ -139,6 +139,7 @@ class Page {
     const el = byId("connection-badge");
     el.className = `badge badge-${colour}`;
     el.dataset.state = state;
+    document.body.dataset.connection = state; // tiles dim while not live
     el.textContent = t(this.lang, key);
   }
 

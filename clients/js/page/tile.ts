@@ -12,7 +12,7 @@ import type {
 } from "../src/index.js";
 import { type Lang, stateText, t } from "./i18n.js";
 
-export const WINDOW_S = 10 * 60; // the chart's last minutes
+export const WINDOW_S = 5 * 60; // the chart's last minutes
 const MAX_POINTS = 1200;
 
 export type Colour = "green" | "yellow" | "gray" | "red";
@@ -85,23 +85,28 @@ export class Tile {
     const box = q(this.el, ".chart");
     const width = Math.max(200, box.clientWidth || 320);
     const dash = [6, 4];
+    const points = { show: false };
     this.chart = new uPlot(
       {
         width,
         height: 140,
         legend: { show: false },
         cursor: { show: false },
-        scales: { x: { time: true }, y: { auto: true } },
+        // from the first sample, then the last WINDOW_S seconds
+        scales: {
+          x: { time: true, range: (_u, min, max) => [Math.min(max - 10, Math.max(min, max - WINDOW_S)), max] },
+          y: { auto: true },
+        },
         axes: [
           { stroke: "#667", grid: { stroke: "#eee" }, size: 24 },
           { stroke: "#667", grid: { stroke: "#eee" }, size: 36 },
         ],
         series: [
           {},
-          { label: "nozzle", stroke: "#d9480f", width: 2, spanGaps: true },
-          { label: "nozzle target", stroke: "#d9480f", width: 1, dash, spanGaps: true },
-          { label: "bed", stroke: "#1971c2", width: 2, spanGaps: true },
-          { label: "bed target", stroke: "#1971c2", width: 1, dash, spanGaps: true },
+          { label: "nozzle", stroke: "#d9480f", width: 2, spanGaps: true, points },
+          { label: "nozzle target", stroke: "#d9480f", width: 1, dash, spanGaps: true, points },
+          { label: "bed", stroke: "#1971c2", width: 2, spanGaps: true, points },
+          { label: "bed target", stroke: "#1971c2", width: 1, dash, spanGaps: true, points },
         ],
       },
       this.data,
@@ -155,7 +160,7 @@ export class Tile {
     fill.style.width = `${Math.max(0, Math.min(100, completion ?? 0))}%`;
     q(this.el, ".completion").textContent = completion === null ? "–" : `${completion.toFixed(1)} %`;
     q(this.el, ".file").textContent = progress.file?.name ?? t(this.lang, "noJob");
-    const left = duration(progress.printTimeLeft);
+    const left = (progress.printTimeLeft ?? 0) > 0 ? duration(progress.printTimeLeft) : "";
     q(this.el, ".left").textContent = left ? `${left} ${t(this.lang, "left")}` : "";
     this.el.dataset.completion = completion === null ? "" : String(completion);
   }

@@ -134,6 +134,10 @@ export class FluxPrintClient {
   duplicates = 0;
   /** REST polls that completed */
   polls = 0;
+  /** `printer:batch` frames unpacked */
+  batches = 0;
+  /** Socket.IO connects so far (the first, then each reconnect) */
+  connects = 0;
 
   private readonly opts: ConnectOptions;
   private readonly handlers = new Map<string, Set<(payload: never) => void>>();
@@ -342,6 +346,7 @@ export class FluxPrintClient {
   }
 
   private async afterConnect(socket: Socket, generation: number): Promise<void> {
+    this.connects += 1;
     const { printers, keyframe, batch } = this.opts;
     if (printers || keyframe !== undefined) {
       const request: Record<string, unknown> = {};
@@ -360,6 +365,23 @@ export class FluxPrintClient {
           source: "batch",
         });
       }
+    }
+    if (this.connects > 1) await this.statusAfterReconnect(socket, generation);
+  }
+
+  /** Back after a drop: the status the server holds now, at once. (A resuming
+   * client's next status is otherwise the printer's next one, up to a keyframe
+   * period away at a hub, and meanwhile the caller would show what it had before.) */
+  private async statusAfterReconnect(socket: Socket, generation: number): Promise<void> {
+    for (let i = 0; i < SUBSCRIBE_TRIES; i++) {
+      if (!socket.connected || generation !== this.generation) return;
+      try {
+        await this.requestStatus();
+        return;
+      } catch (err) {
+        if (!String((err as Error).message).endsWith("not ready")) return; // it comes by itself
+      }
+      await sleep(100);
     }
   }
 
@@ -388,6 +410,7 @@ export class FluxPrintClient {
 
   private receive(event: string, payload: unknown, source: "socket" | "rest"): void {
     if (event === BATCH_EVENT) {
+      this.batches += 1;
       const { items, skipped } = unpackBatch(payload);
       if (skipped) {
         this.error({ message: `printer:batch: ${skipped} malformed item(s) dropped`, terminal: false, source: "batch" });
