@@ -179,3 +179,38 @@ def test_the_live_page_on_the_farm(farm_ready: Farm, artifacts_dir):
         "polling",
         "realtime-again",
     }
+
+
+def test_rest_at_a_redis_hub(farm_ready: Farm):
+    """The REST fallback of a hub on the redis source: its printers, statuses and the
+    durable events after a cursor (from the cache or Redis) equal each plugin's log."""
+    import requests
+
+    hub = farm_ready.hubs[1]
+    listed = requests.get(hub.url + "/api/printers", timeout=10).json()
+    assert sorted(p["id"] for p in listed["printers"]) == sorted(IDS)
+    farm_ready.durable_round(IDS)
+    for pid in IDS:
+        status = requests.get(f"{hub.url}/api/printers/{pid}/status", timeout=10).json()
+        assert status["printer"] == pid and "state" in status
+        log = farm_ready.log(pid)
+        since = log[max(0, len(log) - 6)][0] - 1
+        want = [(s, e) for s, e in log if s > since]
+        deadline = time.monotonic() + 15
+        while True:
+            url = f"{hub.url}/api/printers/{pid}/events?since={since}&limit=3"
+            got, cursor = [], since
+            while True:
+                page = requests.get(
+                    f"{hub.url}/api/printers/{pid}/events?since={cursor}&limit=3",
+                    timeout=10,
+                ).json()
+                assert page["resync"] is None, page
+                got += [(p["seq"], e) for e, p in page["events"]]
+                if not page["more"]:
+                    break
+                cursor = got[-1][0]
+            if got == want or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert got == want, (pid, url)
