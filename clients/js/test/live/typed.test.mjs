@@ -120,3 +120,17 @@ test("a revoked key: io server disconnect is terminal, and no retry loop", async
   assert.equal(client.socket, null);
   assert.equal(stats.sockets, sockets);
 });
+
+test("a cursor the hub cannot serve: printer:resync, the cursor moves, the status is fetched", async () => {
+  const future = 2 ** 52;
+  const client = open({ url: HUB(), since: { [PRINTER()]: future } });
+  const rec = record(client);
+  const resync = await waitFor("printer:resync", () => rec.of("printer:resync")[0]);
+  assert.equal(resync.printer, PRINTER());
+  assert.equal(resync.requested, future);
+  assert.equal(client.cursors.get(PRINTER()), resync.lastSeq);
+  const at = rec.events.findIndex((e) => e.event === "printer:resync");
+  // the server's status after the resync, and the one the client asked for
+  await waitFor("two statuses after the resync", () => rec.events.slice(at).filter((e) => e.event === "printer:status").length >= 2);
+  assert.deepEqual(rec.of("error"), []);
+});
