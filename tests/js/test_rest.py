@@ -74,9 +74,13 @@ def test_events_after_a_cursor_match_the_plugins_log(hub, plugin_api, octo):
     before = max(s for s, _e in plugin_log(octo.basedir))
     octo.disconnect_printer()
     octo.connect_printer()
-    time.sleep(0.2)
-    logged = [(s, e) for s, e in plugin_log(octo.basedir) if s > before]
-    assert logged, "disconnect and connect are durable events"
+    deadline = time.monotonic() + 10
+    while True:  # disconnected, connecting, connected: durable events
+        logged = [(s, e) for s, e in plugin_log(octo.basedir) if s > before]
+        if len(logged) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(logged) >= 3, logged
     plugin_id = plugin_api("/printers").json()["printers"][0]["id"]
     got_plugin = plugin_api(f"/printers/{plugin_id}/events?since={before}").json()
     assert [(p["seq"], e) for e, p in got_plugin["events"]] == logged

@@ -172,7 +172,8 @@ export class FluxPrintClient {
     );
     stats.clients += 1;
     if (this.opts.enableWebSocket ?? true) this.open(path);
-    else this.machine.pollOnly();
+    else if (this.opts.enablePolling ?? true) this.machine.pollOnly();
+    else this.machine.closed("websocket and polling both disabled");
   }
 
   // ~~ public
