@@ -34,6 +34,7 @@ class TokenExpiry:
         self.engine = engine
         self.clock = clock
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._closing: set[asyncio.Task] = set()  # the loop keeps weak references
 
     def watch(self, sid: str) -> None:
         info = self.engine.clients.get(sid)
@@ -53,7 +54,11 @@ class TokenExpiry:
         info = self.engine.clients.get(sid)
         if info is None or info.credential is not credential:
             return
-        asyncio.ensure_future(self.engine.sessions.close_transport(sid, TOKEN_EXPIRED))
+        task = asyncio.ensure_future(
+            self.engine.sessions.close_transport(sid, TOKEN_EXPIRED)
+        )
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def sweep(self) -> int:
         gone = [sid for sid in self._timers if sid not in self.engine.clients]

@@ -115,12 +115,15 @@ class TlsHTTPServer(HTTPServer):
         super().initialize(*args, **kwargs)
         self.tls_context = tls_context
         self._plain_logged = LogThrottle(60.0, time.monotonic)
+        self._sniffing: set[asyncio.Task] = set()  # the loop keeps weak references
 
     def start_request(self, server_conn: Any, request_conn: Any) -> Any:
         return _Https(super().start_request(server_conn, request_conn))
 
     def handle_stream(self, stream: IOStream, address: tuple) -> None:
-        asyncio.ensure_future(self._sniff(stream, address))
+        task = asyncio.ensure_future(self._sniff(stream, address))
+        self._sniffing.add(task)
+        task.add_done_callback(self._sniffing.discard)
 
     async def _sniff(self, stream: IOStream, address: tuple) -> None:
         try:
