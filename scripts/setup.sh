@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs everything FluxPrint's demo and tests need, idempotently:
 #   a venv ($VENV, default .venv) with OctoPrint ($OCTOPRINT, default 1.11.8) and
-#   the plugin (editable), Node's socket.io-client for the test clients, and with
-#   --test also the test tools, the FluxStudio relay stand-in's packages and
-#   Debian's chromium for the browser tests.
+#   the plugin (editable), Node's socket.io-client for the test clients; the hub as
+#   a user installs it (.hubvenv: the wheel built once, "<wheel>[hub]" in a venv
+#   without OctoPrint or the develop extra, tools/hubvenv.py), which the demo and
+#   the hub tests run; and with --test also the test tools, the FluxStudio relay
+#   stand-in's packages and Debian's chromium for the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,9 +30,11 @@ pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 if [ "$want_test" = 1 ]; then
   "${pip[@]}" install "$OCTOPRINT" -e ".[develop,hub]"
 else
-  "${pip[@]}" install "$OCTOPRINT" -e ".[hub]"
+  "${pip[@]}" install "$OCTOPRINT" -e ".[hub]" build
 fi
 "$VENV/bin/pip" check
+# the hub from its wheel, as "pip install OctoPrint-FluxPrint[hub]" gives it
+PYTHON="$PYTHON" "$VENV/bin/python" tools/hubvenv.py >/dev/null
 
 if [ "$want_test" = 1 ]; then
   (cd tests/node && npm ci --silent --no-audit --no-fund)

@@ -1,4 +1,6 @@
-"""The demo: OctoPrint + Virtual Printer + FluxPrint, ready for a client.
+"""The demo: OctoPrint + Virtual Printer + FluxPrint, ready for a client, and a
+FluxPrint hub in front of it, run from the hub as a user installs it (.hubvenv:
+``pip install "<wheel>[hub]"`` in a venv of its own, tools/hubvenv.py).
 
 Keeps its OctoPrint base folder in .demo/ (settings and keys survive restarts).
 """
@@ -14,6 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import hubvenv  # noqa: E402
 from octoserver import ADMIN, ADMIN_PASSWORD, OctoServer  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,10 +41,12 @@ def main() -> int:
             f"listen: {{port: {hub_port}}}\n"
             f"printers:\n  - {{id: demo, url: '{url}', apikey: '{server.apikey}'}}\n"
         )
+    hub_exe = hubvenv.ensure(log=lambda m: print(m, flush=True))
     hub = subprocess.Popen(
-        [sys.executable, "-m", "octoprint_fluxprint.hub", "--config", hub_cfg],
+        [hub_exe, "--config", hub_cfg],
         stdout=open(os.path.join(args.basedir, "hub.log"), "ab"),
         stderr=subprocess.STDOUT,
+        cwd=args.basedir,
     )
     print(
         f"""
@@ -68,6 +73,7 @@ The FluxPrint hub (FluxStudio: ENABLE_FLUXPRINT=true FLUXPRINT_WS_URL=http://127
   URL            http://127.0.0.1:{hub_port}  (path /socket.io/, no key from this machine)
   health         http://127.0.0.1:{hub_port}/health
   log            {os.path.join(args.basedir, "hub.log")}
+  installed as   pip install "OctoPrint-FluxPrint[hub]" (the wheel of this tree) in {os.path.dirname(os.path.dirname(hub_exe))}
 
 Ctrl-C stops OctoPrint and the hub. Its log: {os.path.join(args.basedir, "logs", "octoprint.log")}
 """,

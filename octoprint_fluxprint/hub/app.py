@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 import tornado.web
+from tornado.httpserver import HTTPServer
 
 from ..core import ratelimit as RL
 from ..core import schema as S
@@ -26,9 +27,11 @@ from ..server.feeds import Feed
 from ..server.prom import registry_for, render
 from . import page, rest
 from .config import HubConfig
-from .identity import HubIdentity
+from .expiry import TokenExpiry
 from .metrics import HubCollector
 from .sources import make_source
+from .startup import Prepared, prepare
+from .tls import TlsHTTPServer
 
 _logger = logging.getLogger("fluxprint.hub")
 
@@ -82,14 +85,17 @@ class PrinterSlot:
 
 
 class Hub:
-    def __init__(self, cfg: HubConfig):
+    def __init__(self, cfg: HubConfig, prepared: Optional[Prepared] = None):
         self.cfg = cfg
-        self.identity = HubIdentity(cfg)
+        # the config's files (TLS pair, CA bundles, JWT key), read before serving
+        self.prepared = prepared or prepare(cfg)
+        self.identity = self.prepared.identity
         self.engine = Engine(authenticate=self.identity.authenticate)
+        self.expiry = TokenExpiry(self.engine)
         self.engine.namespace.multi = True
         self.engine.namespace.feeds_appear = cfg.source == "redis"
         self.engine.compression = cfg.listen.compression
-        self.engine.namespace.on_joined = self._send_printers
+        self.engine.namespace.on_joined = self._joined
         self.slots: dict[str, PrinterSlot] = {}
         self.source: Any = None
         self.server: Any = None
@@ -108,7 +114,9 @@ class Hub:
         )
         engine.set_security(limits, self.cfg.auth.allowed_origins)
         cfg = self.cfg
-        self.source = make_source(cfg.source, cfg.printers, self, cfg)
+        self.source = make_source(
+            cfg.source, cfg.printers, self, cfg, tls=self.prepared.client_tls
+        )
         if cfg.source == "redis":
             source = self.source
             engine.namespace.starting = lambda: not source.ready()
@@ -128,9 +136,7 @@ class Hub:
                 *page.routes(self, VERSION),
             ]
         )
-        self.server = app.listen(
-            listen.port, address=listen.host, max_body_size=MAX_HTTP_BUFFER_SIZE + 1024
-        )
+        self.server = listen_on(app, listen, self.prepared.server_tls)
         await self.source.start()
         from tornado.ioloop import PeriodicCallback
 
@@ -141,7 +147,8 @@ class Hub:
         for task in self._tasks:
             task.start()
         _logger.info(
-            "FluxPrint hub on http://%s:%s (path %s), %d printer(s) via %s",
+            "FluxPrint hub on %s://%s:%s (path %s), %d printer(s) via %s",
+            "https" if listen.tls else "http",
             listen.host,
             listen.port,
             listen.path,
@@ -165,7 +172,12 @@ class Hub:
         return {**body, "seq": next(self._seq), "ts": Clock.wall_ms(), "printer": "hub"}
 
     async def _reap(self) -> None:
+        self.expiry.sweep()
         await self.engine.reap(time.monotonic())
+
+    def _joined(self, sid: str) -> None:
+        self._send_printers(sid)
+        self.expiry.watch(sid)  # a JWT's client: closed when its token expires
 
     # ~~ SourceEvents (on the loop)
 
@@ -296,6 +308,18 @@ class Hub:
         if self.cfg.source == "redis" and self.source is not None:
             out["redis"] = self.source.stats()
         return out
+
+
+def listen_on(app: tornado.web.Application, listen: Any, tls_context: Any) -> Any:
+    """The HTTP server on the listen port: https:// and wss:// with a TLS context
+    (hub/tls.py), http:// and ws:// without."""
+    options = {"max_body_size": MAX_HTTP_BUFFER_SIZE + 1024}
+    if tls_context is not None:
+        server = TlsHTTPServer(app, tls_context=tls_context, **options)
+    else:
+        server = HTTPServer(app, **options)
+    server.listen(listen.port, address=listen.host)
+    return server
 
 
 class MetricsHandler(tornado.web.RequestHandler):

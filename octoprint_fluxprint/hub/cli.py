@@ -14,9 +14,12 @@ import logging
 import os
 import signal
 import sys
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from . import config as C
+from . import startup
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import HubConfig
 
 EXIT_CONFIG = 2
 STOP_DUMP_S = 8.0
@@ -25,6 +28,13 @@ STOP_TASKS_S = 2.0
 
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    try:
+        startup.check_packages()
+    except startup.MissingPackage as exc:
+        print(f"fluxprint-hub: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    from . import config as C
+
     if argv[:1] == ["hash-token"]:
         token = sys.stdin.readline().strip()
         if not token:
@@ -42,6 +52,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = C.load(args.config)
+        startup.check_packages(cfg)
+        prepared = startup.prepare(cfg)
+    except startup.MissingPackage as exc:
+        print(f"fluxprint-hub: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except C.ConfigError as exc:
         print(f"fluxprint-hub: bad config {args.config}:", file=sys.stderr)
         for line in str(exc).splitlines():
@@ -60,19 +75,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.getLogger("engineio").setLevel(logging.WARNING)
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
     try:
-        asyncio.run(_serve(cfg))
+        asyncio.run(_serve(cfg, prepared))
     except OSError as exc:
         print(f"fluxprint-hub: cannot listen: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
-async def _serve(cfg: C.HubConfig) -> None:
+async def _serve(cfg: HubConfig, prepared: startup.Prepared) -> None:
     from tornado.ioloop import IOLoop
 
     from .app import Hub
 
-    hub = Hub(cfg)
+    hub = Hub(cfg, prepared)
     await hub.start(IOLoop.current())
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task] = []

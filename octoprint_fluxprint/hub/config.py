@@ -29,6 +29,14 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ListenTLS(Strict):
+    """https:// and wss:// on the listen port (hub/tls.py). PEM files, read once at
+    startup; the key unencrypted and readable by the hub's user only."""
+
+    cert: str = Field(min_length=1)  # the certificate, then its chain
+    key: str = Field(min_length=1)
+
+
 class Listen(Strict):
     host: str = "127.0.0.1"
     port: int = Field(5001, ge=1, le=65535)
@@ -37,6 +45,7 @@ class Listen(Strict):
     compression: Literal[
         "off", "deflate", "deflate_no_context_takeover", "deflate_shared"
     ] = "deflate_shared"
+    tls: Optional[ListenTLS] = None
 
     @field_validator("path")
     @classmethod
@@ -52,6 +61,7 @@ class Printer(Strict):
     url: Optional[str] = Field(None, pattern=r"^https?://[^\s/]+(/.*)?$")
     apikey: Optional[str] = Field(None, min_length=1, repr=False)
     path: str = DEFAULT_PLUGIN_PATH
+    ca: Optional[str] = None  # a CA bundle (PEM) to verify an https:// OctoPrint with
 
     def __repr__(self) -> str:  # never the key
         return f"Printer(id={self.id!r}, url={self.url!r})"
@@ -87,10 +97,40 @@ class Token(Strict):
         return value.lower()
 
 
+JWT_SECRET_ENV = "FLUXPRINT_HUB_JWT_SECRET"
+
+
+class Jwt(Strict):
+    """JSON Web Tokens (hub/jwtauth.py, PyJWT): one key source, the algorithms it
+    verifies, the claims checked, and what a valid token may see."""
+
+    algorithms: list[Literal["HS256", "RS256", "ES256"]] = Field(
+        default_factory=lambda: ["HS256"], min_length=1
+    )
+    secret: Optional[str] = Field(None, min_length=1, repr=False)  # HS256
+    public_key: Optional[str] = None  # a PEM file: RS256 or ES256
+    jwks_file: Optional[str] = None  # a JWKS (JSON) file: keys chosen by the kid
+    audience: Optional[list[str]] = None  # the token's aud must name one of them
+    issuer: Optional[str] = None
+    leeway: float = Field(0.0, ge=0, le=300)  # s of clock skew on exp, nbf, iat
+    printers_claim: Optional[str] = Field(None, min_length=1)  # ids, or "*"
+    printers: Optional[list[str]] = None  # or fixed (None: the profile's default)
+    profile: str = "dashboard"
+
+    @field_validator("audience", mode="before")
+    @classmethod
+    def _audience(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    def __repr__(self) -> str:  # never the secret
+        return f"Jwt(algorithms={self.algorithms!r})"
+
+
 class Auth(Strict):
     trusted_networks: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1"])
     trusted: Trusted = Field(default_factory=Trusted)
     tokens: list[Token] = Field(default_factory=list)
+    jwt: Optional[Jwt] = None
     allowed_origins: list[str] = Field(default_factory=list)
 
     @field_validator("trusted_networks")
@@ -177,6 +217,18 @@ def _apply_env(raw: dict, env: dict) -> dict:
         raw["auth"]["trusted_networks"] = [
             n.strip() for n in nets.split(",") if n.strip()
         ]
+    tls = {key: env.get("FLUXPRINT_HUB_TLS_" + key.upper()) for key in ("cert", "key")}
+    if any(tls.values()) and isinstance(raw.get("listen"), dict):
+        section = raw["listen"].get("tls")
+        if section is None or isinstance(section, dict):
+            raw["listen"]["tls"] = {
+                **(section or {}),
+                **{k: v for k, v in tls.items() if v},
+            }
+    secret = env.get(JWT_SECRET_ENV)
+    if secret and isinstance(raw.get("auth"), dict):
+        if isinstance(raw["auth"].get("jwt"), dict):
+            raw["auth"]["jwt"]["secret"] = secret
     url = env.get("FLUXPRINT_HUB_REDIS_URL")
     if url and isinstance(raw.setdefault("redis", {}), dict):
         raw["redis"]["url"] = url
@@ -217,11 +269,22 @@ def _check(cfg: HubConfig) -> list[str]:
             problems.append(
                 f"printers.{i}.apikey: missing (set it here or in {env_key(p.id)})"
             )
+        if p.ca and not (p.url or "").startswith("https://"):
+            problems.append(f"printers.{i}.ca: only for an https:// url")
     profiles = {**BUILTIN_PROFILES, **cfg.profiles}
-    entries = [("auth.trusted", cfg.auth.trusted.profile, cfg.auth.trusted.printers)]
+    entries = []
+    if cfg.auth.trusted_networks:  # with none, the trusted entry admits no one
+        trusted = cfg.auth.trusted
+        entries.append(("auth.trusted", trusted.profile, trusted.printers))
     entries += [
         (f"auth.tokens.{i}", t.profile, t.printers) for i, t in enumerate(cfg.auth.tokens)
     ]
+    if cfg.auth.jwt is not None:
+        problems += _check_jwt(cfg.auth.jwt)
+        if cfg.auth.jwt.printers_claim is None:
+            entries.append(("auth.jwt", cfg.auth.jwt.profile, cfg.auth.jwt.printers))
+        elif cfg.auth.jwt.profile not in profiles:
+            entries.append(("auth.jwt", cfg.auth.jwt.profile, None))
     for where, profile, printers in entries:
         if profile not in profiles:
             problems.append(
@@ -251,17 +314,40 @@ def _check(cfg: HubConfig) -> list[str]:
     return problems
 
 
+def _check_jwt(jwt: Jwt) -> list[str]:
+    keys = [k for k in ("secret", "public_key", "jwks_file") if getattr(jwt, k)]
+    if len(keys) != 1:
+        return [
+            f"auth.jwt: give one of secret (or {JWT_SECRET_ENV}), public_key,"
+            f" jwks_file{' (not ' + ' and '.join(keys) + ')' if keys else ''}"
+        ]
+    hmac = [a for a in jwt.algorithms if a.startswith("HS")]
+    if keys == ["secret"] and len(hmac) != len(jwt.algorithms):
+        return ["auth.jwt.algorithms: a secret verifies HS256 only"]
+    if keys != ["secret"] and hmac:
+        return [f"auth.jwt.algorithms: HS256 needs a secret, not {keys[0]}"]
+    if jwt.printers_claim is not None and jwt.printers is not None:
+        return ["auth.jwt.printers: give printers or printers_claim, not both"]
+    return []
+
+
 def parse(raw: Any, env: Optional[dict] = None) -> HubConfig:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError("(top level): must be a mapping of keys")
-    raw = _apply_env(raw, dict(os.environ if env is None else env))
+    env = dict(os.environ if env is None else env)
+    raw = _apply_env(raw, env)
     try:
         cfg = HubConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_errors(exc)) from None
     problems = _check(cfg)
+    if env.get(JWT_SECRET_ENV) and cfg.auth.jwt is None:
+        problems.append(
+            f"auth.jwt: {JWT_SECRET_ENV} is set, but the config has no auth.jwt"
+            " (add jwt: {} under auth)"
+        )
     if problems:
         raise ConfigError("\n".join(problems))
     return cfg

@@ -1,13 +1,16 @@
 """Who may connect to the hub: a hub token (``auth: {token}`` or ``X-Api-Key``),
-kept as a sha256 hash in the config and scoped to printers and a profile, or no
-credential at all from a trusted network. The decision is the engine's
-``core.auth.Decision``; tokens never show in logs or reprs."""
+kept as a sha256 hash in the config and scoped to printers and a profile; a JSON
+Web Token in the same place (``auth.jwt``, hub/jwtauth.py), told apart by its
+shape (three base64url parts) and never mistaken for a hub token that happens to
+look like one; or no credential at all from a trusted network. The decision is
+the engine's ``core.auth.Decision``; tokens never show in logs or reprs."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -21,6 +24,15 @@ NO_CREDENTIALS = (
     " network"
 )
 INVALID_TOKEN = "invalid token"
+MAX_JWT_LENGTH = 8192
+NO_JWT = "invalid token (this hub takes no JWTs)"
+JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
+
+
+def looks_like_jwt(token: str) -> bool:
+    """Three base64url parts (the signature empty for ``alg: none``): the shape of
+    a JWS compact serialization; PyJWT decides whether it is one."""
+    return JWT_SHAPE.fullmatch(token) is not None
 
 
 @dataclass(frozen=True)
@@ -35,7 +47,7 @@ class HubUser:
 
 
 class HubIdentity:
-    def __init__(self, cfg: HubConfig):
+    def __init__(self, cfg: HubConfig, jwt: Any = None):
         self.networks = [
             ipaddress.ip_network(n, strict=False) for n in cfg.auth.trusted_networks
         ]
@@ -67,6 +79,19 @@ class HubIdentity:
             )
             for t in cfg.auth.tokens
         ]
+        self.jwt = jwt
+        if jwt is None and cfg.auth.jwt is not None:
+            from .jwtauth import JwtAuth  # reads its key: startup only
+
+            self.jwt = JwtAuth(
+                cfg.auth.jwt,
+                lambda name, printers, profile: HubUser(
+                    name,
+                    scope(printers, profile),
+                    cfg.profile(profile).keyframe,
+                    profile,
+                ),
+            )
 
     def is_trusted(self, remote: str) -> bool:
         try:
@@ -89,13 +114,25 @@ class HubIdentity:
             if self.is_trusted(remote_address(environ)):
                 return A.Decision(user=self.trusted)
             return A.Decision(reason=NO_CREDENTIALS)
-        if not isinstance(token, str) or len(token) > A.MAX_KEY_LENGTH:
+        if not isinstance(token, str):
             return A.Decision(reason=A.MALFORMED)
-        digest = hashlib.sha256(token.strip().encode()).digest()
+        token = token.strip()
+        if len(token) > A.MAX_KEY_LENGTH:
+            if len(token) > MAX_JWT_LENGTH or not looks_like_jwt(token):
+                return A.Decision(reason=A.MALFORMED)
+        found = self._static(token)
+        if found is not None:
+            return A.Decision(user=found, credential=A.Credential("token", token))
+        if looks_like_jwt(token):
+            return self.jwt.authenticate(token) if self.jwt else A.Decision(reason=NO_JWT)
+        return A.Decision(reason=INVALID_TOKEN)
+
+    def _static(self, token: str) -> Optional[HubUser]:
+        if len(token) > A.MAX_KEY_LENGTH:
+            return None
+        digest = hashlib.sha256(token.encode()).digest()
         found = None
         for known, user in self.tokens:
             if hmac.compare_digest(known, digest):
                 found = user
-        if found is None:
-            return A.Decision(reason=INVALID_TOKEN)
-        return A.Decision(user=found, credential=A.Credential("token", token))
+        return found

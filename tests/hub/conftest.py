@@ -1,20 +1,26 @@
-"""Real parts for the hub tests: hub processes (``python -m octoprint_fluxprint.hub``)
-and python-socketio clients that resume with per-printer cursors. FluxStudio's relay
-and browser come from tests/harness/fluxstudio.py."""
+"""Real parts for the hub tests: hub processes and python-socketio clients that
+resume with per-printer cursors. FluxStudio's relay and browser come from
+tests/harness/fluxstudio.py.
+
+A hub process is the ``fluxprint-hub`` of the hub as a user installs it: the
+wheel built from this tree with ``<wheel>[hub]`` in a venv of its own, without
+OctoPrint or the develop extra (tools/hubvenv.py, made by scripts/setup.sh and
+brought up to date here when the package changed since)."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from typing import Any, Optional
 
+import hubvenv
 import requests
 import socketio
 import yaml
+from harness.clients import NodeClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NS = "/ws/printing"
@@ -28,34 +34,68 @@ DURABLE = {
 }
 
 
+_executable: list[str] = []
+
+
+def hub_executable() -> str:
+    """The wheel venv's ``fluxprint-hub``, rebuilt once per test session when the
+    package changed since the venv was made."""
+    if not _executable:
+        _executable.append(hubvenv.ensure())
+    return _executable[0]
+
+
+def hub_env(extra: Optional[dict] = None) -> dict:
+    """The environment of a hub process: nothing that would make it import this
+    source tree instead of its own install."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(extra or {})
+    return env
+
+
 class HubProcess:
-    def __init__(self, workdir: str, config: dict, port: int):
+    def __init__(
+        self,
+        workdir: str,
+        config: dict,
+        port: int,
+        env: Optional[dict] = None,
+        ca: Optional[str] = None,
+    ):
         self.workdir = workdir
         self.config = config
         self.port = port
+        self.env = env or {}
+        self.ca = ca  # the CA bundle that verifies a TLS hub (listen.tls)
         self.path = os.path.join(workdir, "hub.yaml")
         self.log = os.path.join(workdir, "hub.log")
         self.proc: Optional[subprocess.Popen] = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        tls = (self.config.get("listen") or {}).get("tls") or self.ca
+        return f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+
+    def get(self, path: str, timeout: float = 5) -> requests.Response:
+        return requests.get(self.url + path, timeout=timeout, verify=self.ca or True)
 
     def start(self, timeout: float = 30) -> None:
         self.config.setdefault("listen", {})["port"] = self.port
+        os.makedirs(self.workdir, exist_ok=True)
         with open(self.path, "w") as f:
             yaml.safe_dump(self.config, f)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "octoprint_fluxprint.hub", "--config", self.path],
+            [hub_executable(), "--config", self.path],
             stdout=open(self.log, "ab"),
             stderr=subprocess.STDOUT,
-            cwd=ROOT,
+            cwd=self.workdir,
+            env=hub_env(self.env),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.tail()
             try:
-                if requests.get(self.url + "/health", timeout=1).ok:
+                if self.get("/health", timeout=1).ok:
                     return
             except requests.RequestException:
                 pass
@@ -63,7 +103,7 @@ class HubProcess:
         raise TimeoutError(self.tail())
 
     def health(self) -> dict:
-        return requests.get(self.url + "/health", timeout=5).json()
+        return self.get("/health").json()
 
     def wait_synced(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -101,10 +141,15 @@ class HubProcess:
 
 class HubClient:
     """A python-socketio client of the hub that resumes with per-printer cursors
-    (of durable events) on every reconnect."""
+    (of durable events) on every reconnect. ``auth``: a dict, or a callable that
+    returns one for each (re)connect."""
 
     def __init__(
-        self, url: str, auth: Optional[dict] = None, printers: Optional[list] = None
+        self,
+        url: str,
+        auth: Any = None,
+        printers: Optional[list] = None,
+        ca: Optional[str] = None,
     ):
         self.url = url
         self.base_auth = auth or {}
@@ -117,8 +162,12 @@ class HubClient:
         self.connect_errors: list[str] = []  # refusals, and attempts while it is down
         self.connects = 0
         self.lock = threading.Lock()
+        options: dict = {}
+        if ca is not None:  # a TLS hub: verified against this CA bundle
+            options["http_session"] = requests.Session()
+            options["http_session"].verify = ca
         self.sio = socketio.Client(
-            reconnection=True, reconnection_delay=0.5, reconnection_delay_max=2
+            reconnection=True, reconnection_delay=0.5, reconnection_delay_max=2, **options
         )
         self.sio.on("*", self._any, namespace=NS)
         self.sio.on("connect", self._connect, namespace=NS)
@@ -129,7 +178,9 @@ class HubClient:
         )
 
     def _auth(self) -> dict:
-        auth = dict(self.base_auth)
+        # a callable gives what each (re)connect presents: a fresh token
+        base = self.base_auth
+        auth = dict(base() if callable(base) else base)
         if self.cursors:
             auth["last_seq"] = dict(self.cursors)
         return auth
@@ -169,6 +220,35 @@ class HubClient:
 
     def close(self) -> None:
         self.sio.disconnect()
+
+
+class HubNode(NodeClient):
+    """socket.io-client 4 (tests/node/bridge.mjs) at a hub: its default path, a CA
+    bundle for a TLS hub (``ca``), and ``set_auth`` for what the next (re)connect
+    presents."""
+
+    def __init__(
+        self,
+        url: str,
+        auth: Optional[dict] = None,
+        ca: Optional[str] = None,
+        reconnection: bool = False,
+    ):
+        super().__init__(
+            url, auth=auth, reconnection=reconnection, reconnection_delay=300
+        )
+        self.opts["path"] = "/socket.io/"
+        if ca is not None:
+            self.opts["ca"] = ca
+
+    def set_auth(self, auth: dict) -> None:
+        self._send({"op": "auth", "auth": auth})
+
+    def refused(self, timeout: float = 10) -> str:
+        """The connect_error's message (the client must be refused)."""
+        assert self.failed.wait(timeout), "node: no connect_error"
+        assert not self.connected.is_set()
+        return str(self.connect_error)
 
 
 def plugin_log(basedir: str) -> list[tuple[int, str]]:

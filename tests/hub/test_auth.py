@@ -6,7 +6,6 @@ bad config exits non-zero naming the key."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 
 import pytest
@@ -15,7 +14,7 @@ import yaml
 from octoserver import free_port
 
 from octoprint_fluxprint.hub.config import hash_token
-from tests.hub.conftest import NS, ROOT, HubProcess
+from tests.hub.conftest import NS, HubProcess, hub_env, hub_executable
 
 pytestmark = pytest.mark.integration
 
@@ -175,11 +174,12 @@ def test_bad_config_exits_non_zero_naming_the_key(tmp_path, change, key):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(raw))
     done = subprocess.run(
-        [sys.executable, "-m", "octoprint_fluxprint.hub", "--config", str(path)],
+        [hub_executable(), "--config", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=ROOT,
+        cwd=str(tmp_path),
+        env=hub_env(),
     )
     assert done.returncode == 2, (done.returncode, done.stderr)
     assert key in done.stderr, done.stderr

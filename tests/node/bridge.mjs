@@ -2,13 +2,19 @@
 // tests can use Node the way FluxStudio does.
 //
 //   node bridge.mjs '{"url": "...", "namespace": "/ws/printing", "path": "...",
-//                     "auth": {...}, "transports": ["websocket"], "extraHeaders": {...}}'
+//                     "auth": {...}, "transports": ["websocket"], "extraHeaders": {...},
+//                     "ca": "/path/ca.pem"}'
+//
+// "ca": a PEM CA bundle a TLS server (https://, wss://) is verified against.
 //
 // stdin:  {"op": "emit", "id": 1, "event": "printer:subscribe", "data": {...}}
+//         {"op": "auth", "auth": {...}}   what the next (re)connect presents
+//         {"op": "connect"}               connect again (after a refusal)
 //         {"op": "close"}
 // stdout: {"type": "connect"|"connect_error"|"disconnect"|"event"|"ack"|"upgrade", ...}
 import { io } from "socket.io-client";
 import readline from "node:readline";
+import fs from "node:fs";
 
 const opts = JSON.parse(process.argv[2]);
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
@@ -23,6 +29,7 @@ const socket = io(opts.url + opts.namespace, {
   reconnectionDelay: opts.reconnectionDelay ?? 1000,
   forceNew: true,
   timeout: 10000,
+  ...(opts.ca ? { ca: fs.readFileSync(opts.ca) } : {}),
 });
 
 // the permessage-deflate parameters ws agreed with the server (null: none), from
@@ -59,6 +66,11 @@ rl.on("line", (line) => {
     socket.timeout(cmd.timeout ?? 10000).emit(cmd.event, ...args, (err, resp) =>
       out({ type: "ack", id: cmd.id, error: err ? String(err) : null, data: resp ?? null }),
     );
+  } else if (cmd.op === "auth") {
+    socket.auth = cmd.auth;
+    out({ type: "auth_set" });
+  } else if (cmd.op === "connect") {
+    socket.connect();
   } else if (cmd.op === "close") {
     socket.close();
     out({ type: "closed" });

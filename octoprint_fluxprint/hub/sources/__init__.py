@@ -4,18 +4,23 @@ embedded default) and ``redis`` (Redis Streams, issue 14)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from .base import Source, SourceEvents
 
 
 def make_source(
-    kind: str, printers: list, events: SourceEvents, cfg: Any = None
+    kind: str,
+    printers: list,
+    events: SourceEvents,
+    cfg: Any = None,
+    tls: Optional[dict] = None,
 ) -> Source:
     if kind == "direct":
         from .direct import DirectSource
 
-        return DirectSource(printers, events)
+        # tls: an SSL context per printer with a CA bundle (printers[].ca)
+        return DirectSource(printers, events, tls)
     if kind == "redis":
         from .redis import RedisSource
 

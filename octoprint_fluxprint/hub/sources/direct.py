@@ -1,5 +1,7 @@
 """The ``direct`` source: one python-socketio ``AsyncClient`` per printer, to its
-plugin's ``/ws/printing`` with that printer's API key.
+plugin's ``/ws/printing`` with that printer's API key (over aiohttp, the client's
+transport: the ``hub`` extra brings it; an https:// OctoPrint is verified against
+its ``ca`` bundle when the config names one, else the system's).
 
 Per printer: connect with ``auth: {apikey, last_seq: cursor}`` (the plugin replays
 what the hub missed, then sends a fresh status: synced); on ``printer:resync``
@@ -30,9 +32,11 @@ CONNECT_TIMEOUT = 5.0
 
 
 class _Link:
-    def __init__(self, printer: Any, events: SourceEvents):
+    def __init__(self, printer: Any, events: SourceEvents, tls: Optional[Any] = None):
         self.printer = printer
         self.events = events
+        self.tls = tls  # an ssl.SSLContext for printers[].ca
+        self.http: Any = None  # the aiohttp session that carries it
         self.backoff = Backoff()
         self.task: Optional[asyncio.Task] = None
         self.client: Optional[socketio.AsyncClient] = None
@@ -41,14 +45,24 @@ class _Link:
         self.awaiting_since = False  # a resync was answered; wait for its replay
         self.connects = 0
         self.failures = 0
+        self.last_failure = ""
 
     @property
     def pid(self) -> str:
         return self.printer.id
 
     def _make_client(self) -> socketio.AsyncClient:
+        options: dict = {}
+        if self.tls is not None:
+            import aiohttp
+
+            if self.http is None or self.http.closed:
+                self.http = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(ssl=self.tls)
+                )
+            options["http_session"] = self.http
         client = socketio.AsyncClient(
-            reconnection=False, logger=False, engineio_logger=False
+            reconnection=False, logger=False, engineio_logger=False, **options
         )
         ns = S.NAMESPACE
 
@@ -137,10 +151,15 @@ class _Link:
                 # never the key: the exception text holds the URL at most
                 reason = type(exc).__name__
                 self.events.on_connect_failed(self.pid, reason)
+                text = _why(exc)
+                if text != self.last_failure:  # once per reason, not per attempt
+                    self.last_failure = text
+                    _logger.warning("Printer %s: cannot connect (%s)", self.pid, text)
                 await self._discard(client)
                 await asyncio.sleep(self.backoff.next_delay())
                 continue
             self.connects += 1
+            self.last_failure = ""
             started = time.monotonic()
             _logger.info("Printer %s: linked (resuming after seq %s)", self.pid, cursor)
             self.events.on_link(self.pid, True)
@@ -165,9 +184,22 @@ class _Link:
             pass
 
 
+def _why(exc: BaseException) -> str:
+    """An exception and what caused it (python-socketio's "Connection error" hides
+    aiohttp's reason: a refused port, a certificate that does not verify)."""
+    parts: list[str] = []
+    seen: Optional[BaseException] = exc
+    while seen is not None and len(parts) < 8:
+        parts.append(f"{type(seen).__name__}: {seen}")
+        seen = seen.__cause__ or seen.__context__
+    why = parts[0] if len(parts) == 1 else f"{parts[0]} <- {parts[-1]}"
+    return why[:500]
+
+
 class DirectSource:
-    def __init__(self, printers: list, events: SourceEvents):
-        self.links = {p.id: _Link(p, events) for p in printers}
+    def __init__(self, printers: list, events: SourceEvents, tls: Optional[dict] = None):
+        tls = tls or {}
+        self.links = {p.id: _Link(p, events, tls.get(p.id)) for p in printers}
 
     async def start(self) -> None:
         for link in self.links.values():
@@ -180,6 +212,8 @@ class DirectSource:
         for link in self.links.values():
             if link.client is not None:
                 await link._discard(link.client)
+            if link.http is not None:
+                await link.http.close()
 
     def request_status(self, printer_id: str) -> None:
         link = self.links.get(printer_id)
