@@ -25,6 +25,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 JS = os.path.join(ROOT, "clients", "js")
 PRINTER = "js-octo"
 TOKEN = "js-client-token"
+JWT_SECRET = "js-client-jwt-secret-of-at-least-32-bytes"
+
+
+def jwt_token(seconds: float = 600, **claims) -> str:
+    """A JWT as FluxStudio signs its users' (HS256, id, email, exp)."""
+    import jwt
+
+    body = {"id": "u1", "email": "u1@example.com", "exp": int(time.time() + seconds)}
+    return jwt.encode({**body, **claims}, JWT_SECRET, algorithm="HS256")
+
+
 NODE = shutil.which("node") or "node"
 NPM = shutil.which("npm") or "npm"
 
@@ -36,6 +47,7 @@ def hub_config(octo, trusted: bool) -> dict:
             "trusted_networks": ["127.0.0.0/8", "::1"] if trusted else [],
             "trusted": {"profile": "dashboard", "printers": ["*"]},
             "tokens": [{"name": "js", "sha256": hash_token(TOKEN), "printers": ["*"]}],
+            "jwt": {"secret": JWT_SECRET, "printers": ["*"]},
         },
         "stale_after": 3,
         "offline_after": 6,

@@ -16,7 +16,7 @@ import shutil
 
 import pytest
 
-from tests.js.conftest import JS, NODE, NPM, PRINTER, TOKEN, Control, run
+from tests.js.conftest import JS, NODE, NPM, PRINTER, TOKEN, Control, jwt_token, run
 
 pytestmark = pytest.mark.integration
 
@@ -178,6 +178,7 @@ def node_suite(packed, octo, hub, token_hub, artifacts_dir, files: list[str], na
                 "FLUXPRINT_OCTO_APIKEY": octo.apikey,
                 "FLUXPRINT_TOKEN_HUB_URL": token_hub.url,
                 "FLUXPRINT_TOKEN": TOKEN,
+                "FLUXPRINT_JWT": jwt_token(),
                 "FLUXPRINT_CONTROL": control.url,
                 "FLUXPRINT_ARTIFACTS": artifacts_dir,
             },

@@ -12,7 +12,7 @@ import requests
 from octoserver import free_port
 
 from tests.hub.conftest import HubProcess
-from tests.js.conftest import PRINTER, TOKEN, hub_config
+from tests.js.conftest import PRINTER, TOKEN, hub_config, jwt_token
 
 pytestmark = pytest.mark.integration
 
@@ -152,10 +152,19 @@ def test_the_hubs_auth_holds_for_rest(token_hub):
     assert missing.json()["error"].startswith("missing credentials")
     bad = requests.get(api, headers={"Authorization": "Bearer wrong"}, timeout=10)
     assert bad.status_code == 401 and bad.json()["error"] == "invalid token"
-    for headers in ({"Authorization": f"Bearer {TOKEN}"}, {"X-Api-Key": TOKEN}):
+    jwt = jwt_token()
+    for headers in (
+        {"Authorization": f"Bearer {TOKEN}"},
+        {"X-Api-Key": TOKEN},
+        {"Authorization": f"Bearer {jwt}"},
+    ):
         ok = requests.get(api, headers=headers, timeout=10)
         assert ok.status_code == 200, ok.text
         assert [p["id"] for p in ok.json()["printers"]] == [PRINTER]
+    expired = requests.get(
+        api, headers={"Authorization": f"Bearer {jwt_token(-60)}"}, timeout=10
+    )
+    assert expired.status_code == 401 and "expired" in expired.json()["error"]
     # a token in the URL is not a credential
     assert requests.get(api + f"?token={TOKEN}", timeout=10).status_code == 401
 

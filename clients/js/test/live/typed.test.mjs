@@ -134,3 +134,19 @@ test("a cursor the hub cannot serve: printer:resync, the cursor moves, the statu
   await waitFor("two statuses after the resync", () => rec.events.slice(at).filter((e) => e.event === "printer:status").length >= 2);
   assert.deepEqual(rec.of("error"), []);
 });
+
+test("the hub with a JWT (auth: {token}): the socket, and the REST fallback with it", async () => {
+  const jwt = process.env.FLUXPRINT_JWT;
+  assert.ok(jwt, "FLUXPRINT_JWT");
+  const client = open({ url: TOKEN_HUB(), auth: { token: jwt } });
+  const rec = record(client);
+  const [status] = await waitFor("a status with a JWT", () => rec.of("printer:status").length && rec.of("printer:status"));
+  assertStatus(status, PRINTER());
+  // a function: asked on every (re)connect and REST call (a fresh token each time)
+  let asked = 0;
+  const polled = open({ url: TOKEN_HUB(), auth: () => (asked++, { token: jwt }), enableWebSocket: false });
+  const prec = record(polled);
+  await waitFor("REST statuses with the JWT", () => prec.count("printer:status") >= 2);
+  assert.ok(asked >= 2);
+  assert.deepEqual(prec.of("error"), []);
+});
