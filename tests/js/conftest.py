@@ -139,7 +139,10 @@ class Control:
         self.server.server_close()
 
     def _hub_start(self) -> None:
-        self.hub.start()
+        # only when it is down: a second process would lose the port to the running
+        # one, whose /health would answer start(), and the running one be orphaned
+        if self.hub.proc is None or self.hub.proc.poll() is not None:
+            self.hub.start()
         self.hub.wait_synced()
 
     def _print(self, args: dict) -> str:
