@@ -41,6 +41,10 @@ if [ "$want_test" = 1 ]; then
   if [ -f tests/fluxstudio/package.json ]; then
     (cd tests/fluxstudio && npm ci --silent --no-audit --no-fund)
   fi
+  # the npm client (clients/js): its build and test tools from the committed lock;
+  # this also fills npm's cache, from which tests/js installs the packed tarball
+  # into a scratch project offline
+  (cd clients/js && npm ci --silent --no-audit --no-fund)
   # Debian's chromium for the browser tests, Debian's redis-server for the farm's
   missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)

@@ -26,13 +26,13 @@ status=0
 echo "== OctoPrint $OCTOPRINT_1: everything"
 FLUXPRINT_TEST_OCTOPRINT="$OCTOPRINT_1" .venv/bin/pytest -p no:cacheprovider -ra || status=$?
 # on 2.0 what touches OctoPrint: the plugin's units, the integration, security,
-# compatibility and install tests; the engine's stress tests (marker "engine") and
+# compatibility and install tests, the plugin's REST fallback; the engine's stress tests (marker "engine") and
 # the pure units run once, above: the socket.io, engine.io and tornado are the same
-echo "== OctoPrint $OCTOPRINT_2: plugin units, integration, security, compat, install"
+echo "== OctoPrint $OCTOPRINT_2: plugin units, integration, security, compat, install, REST"
 FLUXPRINT_TEST_OCTOPRINT="$OCTOPRINT_2" FLUXPRINT_ARTIFACTS=test-artifacts/octoprint-2 \
   .venv20/bin/pytest -p no:cacheprovider -ra -m "not engine" \
   tests/unit/plugin tests/unit/test_layers.py tests/integration tests/security \
-  tests/compat tests/install/test_install.py \
+  tests/compat tests/install/test_install.py tests/js/test_rest.py \
   || status=$?
 echo "== the same scripted session on both versions"
 .venv/bin/pytest -p no:cacheprovider -ra tests/compat/compare_versions.py || status=$?

@@ -25,6 +25,7 @@ from ..server.clock import Clock
 from ..server.engine import MAX_HTTP_BUFFER_SIZE, Engine
 from ..server.feeds import Feed
 from ..server.prom import registry_for, render
+from . import page, rest
 from .config import HubConfig
 from .expiry import TokenExpiry
 from .metrics import HubCollector
@@ -131,6 +132,8 @@ class Hub:
                 (r"/health", HealthHandler, {"hub": self}),
                 (r"/metrics", MetricsHandler, {"hub": self}),
                 engine.route(listen.path),
+                *rest.routes(self),  # the REST fallback and the live page
+                *page.routes(self, VERSION),
             ]
         )
         self.server = listen_on(app, listen, self.prepared.server_tls)

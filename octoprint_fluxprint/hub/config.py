@@ -165,6 +165,13 @@ class RedisSection(Strict):
         return f"RedisSection(prefix={self.prefix!r})"
 
 
+class Web(Strict):
+    """The hub's HTTP extras beside Socket.IO (hub/page.py, hub/rest.py)."""
+
+    page: bool = True  # GET /: the live farm page
+    rest: bool = True  # GET <base>/api/printers...: the REST fallback
+
+
 class HubConfig(Strict):
     listen: Listen = Field(default_factory=Listen)
     source: Literal["direct", "redis"] = "direct"
@@ -175,6 +182,7 @@ class HubConfig(Strict):
     auth: Auth = Field(default_factory=Auth)
     profiles: dict[str, Profile] = Field(default_factory=dict)
     limits: HubLimits = Field(default_factory=HubLimits)
+    web: Web = Field(default_factory=Web)
     stale_after: float = Field(5.0, gt=0, le=600)
     offline_after: float = Field(10.0, gt=0, le=3600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

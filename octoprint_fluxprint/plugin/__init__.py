@@ -26,6 +26,7 @@ from .farm import Farm, PublisherCollector, TapSink, instance_id
 from .feed import PrinterFeed, seed
 from .identity import Identity, receive_permission
 from .panel_push import PanelPush
+from .rest import RestRoutes
 
 
 class FluxPrintPlugin(
@@ -37,6 +38,7 @@ class FluxPrintPlugin(
     octoprint.plugin.AssetPlugin,
     octoprint.plugin.SimpleApiPlugin,
     octoprint.plugin.BlueprintPlugin,
+    RestRoutes,  # the REST fallback: /plugin/fluxprint/api/printers... (plugin/rest.py)
 ):
     def __init__(self):
         super().__init__()

@@ -163,6 +163,8 @@ def test_built_distributions_carry_the_compiled_catalogue(dists):
             assert wheel.read(MO)[:4] in (b"\xde\x12\x04\x95", b"\x95\x04\x12\xde")
             assert "octoprint_fluxprint/templates/fluxprint_settings.jinja2" in names
             assert "octoprint_fluxprint/static/js/fluxprint.js" in names
+            for asset in ("index.html", "page.js", "page.css"):  # the hub's live page
+                assert f"octoprint_fluxprint/hub/static/{asset}" in names, (kind, asset)
     import tarfile
 
     with tarfile.open(dists["sdist"]) as sdist:
