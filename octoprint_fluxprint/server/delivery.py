@@ -48,6 +48,7 @@ class Outgoing:
     sid: Optional[str] = None  # one client
     ready: bool = True
     feed: str = ""  # the printer's feed (server/feeds.py): whose replay sessions
+    skip: Optional[set[str]] = None  # not for these: see skip_queued
 
 
 class Delivery:
@@ -150,6 +151,17 @@ class Delivery:
 
     # ~~ the ordered outbox
 
+    def skip_queued(self, sid: str, feed: str) -> None:
+        """Right before ``sid``'s fresh status for ``feed`` is queued (its join, or
+        its replay's end): the printer's telemetry still waiting behind a durable
+        event's commit predates it, and must not reach the client ahead of it
+        (replay, then status, then live; issue 22). Durable events still go."""
+        for item in self._outbox:
+            if item.room is not None and item.feed == feed:
+                if item.event not in DURABLE_EVENTS:
+                    item.skip = item.skip or set()
+                    item.skip.add(sid)
+
     def _enqueue(self, item: Outgoing) -> None:
         if not self._outbox and item.ready:
             self._deliver(item)
@@ -176,7 +188,12 @@ class Delivery:
         drops: list[tuple[str, str]] = []
         clients = self.sessions.clients
         on_stream = self._on_stream
+        skip = item.skip or ()
         for sid, eio_sid in participants:
+            if sid in skip:  # emitted before the client's status (skip_queued)
+                if sid in on_stream:
+                    self.shared.diverge(sid)
+                continue
             session = self.replaying.get((sid, item.feed))
             if session is not None:
                 if not session.live:

@@ -217,7 +217,9 @@ class Namespace:
                 )
             )
             return
-        self.delivery.send_to(sid, S.EV_STATUS, enter())
+        status = enter()
+        self.delivery.skip_queued(sid, key)  # older telemetry: not before the status
+        self.delivery.send_to(sid, S.EV_STATUS, status)
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
         info = self.sessions.clients.pop(sid, None)

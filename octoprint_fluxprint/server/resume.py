@@ -122,6 +122,8 @@ class Resumer:
                 return
         if sid not in clients:
             return
+        # the telemetry queued meanwhile predates the status: not for this client
+        self.delivery.skip_queued(sid, feed.key)
         for event, payload in then():
             # behind any durable event still waiting for its commit
             self.delivery.send_to(sid, event, payload)

@@ -126,10 +126,17 @@ def test_fluxstudio_relay_against_the_hub(octo, fluxstudio, artifacts_dir):
     assert failed["payload"]["filename"] == name2
     assert failed["payload"]["reason"] == "cancelled"
 
-    # temperatures all along, about every 2 s, with bed and tool0
+    # temperatures all along, about every 2 s, with bed and tool0. How many came by
+    # now depends on when the browser's first status came (the print starts after
+    # it): at once, or at the hub's 5 s keyframe, so 3 or 5-6 by the cancel (4 of
+    # 30 runs had 3). Wait for the fifth instead of counting (issue 22: 3 of 5)
+    by_job_failed = len(browser.events("printer:temperature"))
+    deadline = time.monotonic() + 20
+    while len(browser.events("printer:temperature")) < 5:
+        assert time.monotonic() < deadline, browser.events("printer:temperature")
+        time.sleep(0.2)
     temps = browser.events("printer:temperature")
     gaps = spacing(temps)
-    assert len(temps) >= 5
     assert all({"bed", "tool0"} <= set(m["payload"]) for m in temps)
     gaps.sort()
     median = gaps[len(gaps) // 2]
@@ -174,6 +181,8 @@ def test_fluxstudio_relay_against_the_hub(octo, fluxstudio, artifacts_dir):
             "request_status_answer_s": round((answer["t"] - asked["t"]) / 1000, 3),
             "completions": completions,
             "temperature_spacing_median_s": median,
+            "temperature_spacing_max_s": gaps[-1],
+            "temperatures_by_job_failed": by_job_failed,
             "late_browser_first_status_s": round(waited, 3),
         },
     )

@@ -1,4 +1,4 @@
-from octoprint_fluxprint.core.coalesce import Coalescer, Sample
+from octoprint_fluxprint.core.coalesce import Coalescer, Sample, slack
 
 
 def s(body, ts=0):
@@ -15,10 +15,11 @@ def test_samples_within_interval_are_held_newest_wins():
     c = Coalescer(2.0)
     c.offer(s(1), 10.0)
     d1 = c.offer(s(2), 10.5)
-    assert d1.send is None and d1.arm_at == 12.0
+    # due at 12.0; the timer waits the slack past it for a fresher sample
+    assert d1.send is None and d1.arm_at == 12.0 + slack(2.0)
     d2 = c.offer(s(3), 11.0)
     assert d2.send is None and d2.arm_at is None  # timer already armed
-    fired = c.fire(12.0)
+    fired = c.fire(12.05)
     assert fired.send.body == 3
     assert c.dropped == 1
 
@@ -55,12 +56,12 @@ def test_held_value_dropped_when_newest_equals_last_sent():
 def test_force_sends_now_and_rearms_timer_later():
     c = Coalescer(2.0)
     c.offer(s(1), 0.0)
-    assert c.offer(s(2), 0.5).arm_at == 2.0
+    assert c.offer(s(2), 0.5).arm_at == 2.05
     assert c.offer(s(3), 1.0, force=True).send.body == 3
     c.offer(s(4), 1.5)
-    d = c.fire(2.0)  # the old timer: too early since the forced send at 1.0
-    assert d.send is None and d.arm_at == 3.0
-    assert c.fire(3.0).send.body == 4
+    d = c.fire(2.05)  # the old timer: too early since the forced send at 1.0
+    assert d.send is None and d.arm_at == 3.05
+    assert c.fire(3.05).send.body == 4
 
 
 def test_timer_firing_a_hair_early_still_sends():
