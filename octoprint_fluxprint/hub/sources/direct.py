@@ -5,8 +5,9 @@ its ``ca`` bundle when the config names one, else the system's).
 
 Per printer: connect with ``auth: {apikey, last_seq: cursor}`` (the plugin replays
 what the hub missed, then sends a fresh status: synced); on ``printer:resync``
-re-subscribe with ``since`` from what the plugin retains. Ask for status keyframes
-so a healthy feed is never silent (liveness). After any cut, reconnect with
+re-subscribe with ``since`` from what the plugin retains. A link silent for
+``KEYFRAME`` s asks for a status, so a healthy feed is never silent (liveness).
+After any cut, reconnect with
 exponential backoff and jitter (``core.backoff``): an offline printer costs one
 attempt every ~15 s, never a storm.
 """
@@ -27,7 +28,7 @@ from .base import SourceEvents
 
 _logger = logging.getLogger(__name__)
 
-KEYFRAME = 2.0  # s: the plugin sends status at least this often
+KEYFRAME = 2.0  # s: a link silent this long asks the plugin for its status
 CONNECT_TIMEOUT = 5.0
 
 
@@ -45,6 +46,7 @@ class _Link:
         self.awaiting_since = False  # a resync was answered; wait for its replay
         self.connects = 0
         self.failures = 0
+        self.last_message = 0.0  # monotonic time of the last message on the link
         self.last_failure = ""
 
     @property
@@ -77,6 +79,7 @@ class _Link:
         return client
 
     def _message(self, event: str, data: Any) -> None:
+        self.last_message = time.monotonic()
         events = self.events
         if event == S.EV_RESYNC and isinstance(data, dict):
             oldest = data.get("oldestSeq")
@@ -97,6 +100,10 @@ class _Link:
             # the plugin's fresh status comes after its replay
             self.synced = True
             events.on_synced(self.pid)
+            # once the plugin is done replaying to this link (a request before
+            # that is answered "not ready"): never silent for long from now on
+            if self.client is not None:
+                asyncio.ensure_future(self._heartbeat(self.client))
 
     async def _subscribe_since(self, since: int) -> None:
         client = self.client
@@ -115,6 +122,16 @@ class _Link:
             )
         except Exception:
             _logger.debug("Printer %s: subscribe failed", self.pid, exc_info=True)
+
+    async def _heartbeat(self, client: socketio.AsyncClient) -> None:
+        """Keeps a quiet printer's link talking: when nothing came for ``KEYFRAME``
+        seconds, asks the plugin for its status (an event, on this link). Status
+        keyframes cannot do this: the plugin never sends them more often than its
+        status interval (5 s by default), the hub's ``stale_after``."""
+        while self.client is client and not self.closed.is_set():
+            await asyncio.sleep(KEYFRAME / 2)
+            if time.monotonic() - self.last_message >= KEYFRAME:
+                self.request_status()
 
     def request_status(self) -> None:
         """Asks the plugin without an ack: it answers with a printer:status event
@@ -163,12 +180,6 @@ class _Link:
             started = time.monotonic()
             _logger.info("Printer %s: linked (resuming after seq %s)", self.pid, cursor)
             self.events.on_link(self.pid, True)
-            try:
-                await client.emit(
-                    "printer:subscribe", {"keyframe": KEYFRAME}, namespace=S.NAMESPACE
-                )
-            except Exception:
-                pass
             await self.closed.wait()
             self.events.on_link(self.pid, False)
             _logger.info("Printer %s: link lost", self.pid)
