@@ -45,6 +45,7 @@ class RelayedPrinter(Rooms):
         self.last_seq = 0  # the highest seq relayed (any event)
         self.last_ts = 0
         self.status: Optional[dict] = None  # the latest printer:status, as relayed
+        self._status_body: Optional[dict] = None  # ... without its seq, ts, printer
         self.latest: dict[str, dict] = {}  # event -> latest telemetry payload
         self.relayed = 0
         self.duplicates = 0
@@ -92,22 +93,29 @@ class RelayedPrinter(Rooms):
                 "connection": {k: payload.get(k) for k in keys},
             }
         if event == S.EV_STATUS:
-            self._relay_status(payload, ts)
+            body = {k: v for k, v in payload.items() if k not in META}
+            unchanged, self._status_body = body == self._status_body, body
+            self._relay_status(payload, ts, unchanged)
         elif channel in ("temperature", "progress"):
             self._offer(channel, event, payload, ts * 1_000_000)
         else:
             self._emit(event, payload, ts, channel)
         return True
 
-    def _relay_status(self, payload: dict, ts: int) -> None:
+    def _relay_status(self, payload: dict, ts: int, unchanged: bool = False) -> None:
         """To the status rooms (a due keyframe room at once), then to the clients
-        owed a status that no room gave it to."""
+        owed a status that no room gave it to. A status whose body is the one
+        relayed last (a quiet printer's answer to the source's heartbeat) goes only
+        to due keyframe rooms and to those owed one: status is never re-sent
+        unchanged, as at the plugin."""
         got: set[str] = set()
         if "status" in self.enabled:
             now = self.clock.monotonic()
             sample = Sample(payload, ts, ts * 1_000_000)
             for group in [g for g in self.groups.values() if g.channel == "status"]:
                 due = group.room in self._due
+                if unchanged and not due:
+                    continue
                 self._due.discard(group.room)
                 sent = group.sent
                 decision = group.coalescer.offer(sample, now, force=due)

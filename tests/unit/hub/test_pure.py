@@ -169,3 +169,22 @@ def test_subscribe_request_takes_printers_and_cursors():
     assert S.parse_client_payload(S.SubscribeRequest, {"since": 4}).since == 4
     with pytest.raises(S.ClientError):
         S.parse_client_payload(S.SubscribeRequest, {"since": {"a": "x"}})
+
+
+def test_an_unchanged_status_is_not_relayed_again_but_reaches_who_waits():
+    """A quiet printer's link asks for a status every 2 s (direct source): the
+    answers carry fresh seqs but the same body, and go to no status room; a client
+    owed the plugin's next status still gets it."""
+    _clock, sink, state = make()
+    state.add_client("c1")
+    body = {"state": {"text": "Offline"}, "connection": {"state": "disconnected"}}
+    state.on_payload(S.EV_STATUS, payload(3, **body))
+    assert [e["seq"] for e in sink.events(S.EV_STATUS)] == [3]
+    state.on_payload(S.EV_STATUS, payload(4, ts=3000, **body))
+    assert [e["seq"] for e in sink.events(S.EV_STATUS)] == [3]
+    state.status_later("c1")
+    state.on_payload(S.EV_STATUS, payload(5, ts=5000, **body))
+    assert [e["seq"] for e in sink.events(S.EV_STATUS)] == [3, 5]
+    changed = {**body, "state": {"text": "Operational"}}
+    state.on_payload(S.EV_STATUS, payload(6, ts=7000, **changed))
+    assert [e["seq"] for e in sink.events(S.EV_STATUS)] == [3, 5, 6]
