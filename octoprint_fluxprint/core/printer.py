@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 
 from . import schema as S
 from . import shaping as shape
-from .jobmemory import JobMemory
+from .jobmemory import UNKNOWN_ERRORS, JobMemory
 from .rooms import Clock, Rooms, Sink
 
 _logger = logging.getLogger(__name__)
@@ -40,6 +40,9 @@ HANDLED_EVENTS = (
     frozenset(JOB_EVENTS) | frozenset(CONNECTION_EVENTS) | frozenset(FILE_EVENTS)
 )
 ERROR_STATE_IDS = ("ERROR", "CLOSED_WITH_ERROR")
+# OctoPrint 2.0 may fire PrintFailed before the Error event that carries the text
+# (core/jobmemory.py): a job_failed without one waits this long for it
+ERROR_WAIT = 2.0
 
 
 class PrinterState(Rooms):
@@ -66,6 +69,8 @@ class PrinterState(Rooms):
         # after a job's end: the ended job's path, whose progress is not sent again
         self._ended_path: Optional[str] = None
         self.memory = JobMemory()  # what OctoPrint 2.0 drops, from its events
+        # a job_failed waiting for its error text: (body, ts, timer)
+        self._held: Optional[tuple[dict, int, Any]] = None
 
     # ~~ payloads
 
@@ -150,6 +155,7 @@ class PrinterState(Rooms):
             self.memory.analysis_finished(payload)
 
     def _job_event(self, name: str, payload: Mapping[str, Any], ts: int) -> None:
+        self._release_failure()  # a held job_failed comes before anything newer
         if name == "PrintStarted":
             self._job_open = True
             self._ended_path = None
@@ -184,7 +190,27 @@ class PrinterState(Rooms):
             )
             body["progress"] = shape.failed_progress(payload)
             body["printTime"] = shape.as_num(payload.get("time"))
+            if body["reason"] == "error" and body["error"] in UNKNOWN_ERRORS:
+                self._hold_failure(body, ts)
+                return
         self._emit(JOB_EVENTS[name], body, ts, "jobs")
+
+    def _hold_failure(self, body: dict, ts: int) -> None:
+        """OctoPrint 2.0 builds PrintFailed when its state turns to error, before it
+        sets the error info, and fires it from another thread: it can reach the
+        event bus before the Error event that carries the text. The job_failed
+        waits for that Error, at most ``ERROR_WAIT`` s."""
+        when = self.clock.monotonic() + ERROR_WAIT
+        self._held = (body, ts, self.sink.call_at(when, self._release_failure))
+
+    def _release_failure(self) -> None:
+        held, self._held = self._held, None
+        if held is None:
+            return
+        body, ts, timer = held
+        self.sink.cancel(timer)
+        body["error"] = self.memory.failure_text(body["error"])
+        self._emit(S.EV_JOB_FAILED, body, ts, "jobs")
 
     def _last_progress(self, name: str, payload: Mapping[str, Any], ts: int) -> None:
         """A job's last word is its job event: its final progress goes out first,
@@ -227,6 +253,9 @@ class PrinterState(Rooms):
             state = "error"
             error = shape.as_str(payload.get("error")) or "unknown error"
             self.memory.error(shape.as_str(payload.get("error")))
+            self.set_connection(state, port, baudrate, error, ts)
+            self._release_failure()  # the text a held job_failed waited for
+            return
         else:  # PrinterStateChanged: only catches errors that came without an Error event
             if payload.get("state_id") not in ERROR_STATE_IDS:
                 return
