@@ -14,7 +14,8 @@ from typing import Any, Callable, Optional
 
 from . import schema as S
 from . import shaping as shape
-from .jobmemory import UNKNOWN_ERRORS, JobMemory
+from .jobmemory import UNKNOWN_ERRORS, JobMemory, file_key
+from .reconcile import SHUT_DOWN, OpenJob, Reconciler, busy, cut_at_shutdown
 from .rooms import Clock, Rooms, Sink
 
 _logger = logging.getLogger(__name__)
@@ -71,6 +72,9 @@ class PrinterState(Rooms):
         self.memory = JobMemory()  # what OctoPrint 2.0 drops, from its events
         # a job_failed waiting for its error text: (body, ts, timer)
         self._held: Optional[tuple[dict, int, Any]] = None
+        # the open job a restart cut (core/reconcile.py), until it is decided
+        self.reconciler: Optional[Reconciler] = None
+        self._reconcile_timer: Any = None
 
     # ~~ payloads
 
@@ -134,6 +138,7 @@ class PrinterState(Rooms):
             data.get("progress"), state["text"], self.job
         )
         self.last_ts = max(self.last_ts, ts_ns // 1_000_000)
+        self._reconcile()
         if self._ended_path is not None and self.job["file"]["path"] != self._ended_path:
             self._ended_path = None  # another file: its progress is news
         if self._ended_path is None:
@@ -156,6 +161,12 @@ class PrinterState(Rooms):
 
     def _job_event(self, name: str, payload: Mapping[str, Any], ts: int) -> None:
         self._release_failure()  # a held job_failed comes before anything newer
+        if self.reconciler is not None and not self.reconciler.done:
+            verdict = self.reconciler.job_event(file_key(payload), self.clock.monotonic())
+            if verdict is not None:
+                self._close_cut(verdict, ts)
+                if verdict.resumed and name in ("PrintStarted", "PrintResumed"):
+                    return  # it is the job the log holds: job_resumed said it
         if name == "PrintStarted":
             self._job_open = True
             self._ended_path = None
@@ -283,10 +294,99 @@ class PrinterState(Rooms):
         if not announce:
             return
         if changed_state or connection["state"] == "connected":
-            event = {
-                **connection,
-                "connected": connection["state"] == "connected",
-                "timestamp": ts,
-            }
-            self._emit(S.EV_CONNECTION, event, ts, "connection")
+            self._announce_connection(ts)
         self._offer("status", S.EV_STATUS, self.status_body(), ts * 1_000_000, force=True)
+        self._reconcile()
+
+    def _announce_connection(self, ts: int) -> None:
+        connection = self.connection
+        event = {**connection, "connected": connection["state"] == "connected"}
+        event["timestamp"] = ts
+        self._emit(S.EV_CONNECTION, event, ts, "connection")
+
+    # ~~ restarts (core/reconcile.py)
+
+    def restarted(
+        self,
+        job: Optional[OpenJob],
+        logged_connection: Optional[str],
+        **limits: float,
+    ) -> None:
+        """At startup, on the loop, after the first look at the printer: the
+        connection the log last recorded is corrected if it is not what it is now
+        (OctoPrint was killed while connected), and an open job the log holds is
+        ended or resumed as soon as what OctoPrint reports decides it."""
+        if (
+            logged_connection is not None
+            and logged_connection != self.connection["state"]
+        ):
+            self._announce_connection(self.clock.wall_ms())
+        if job is not None:
+            self.reconciler = Reconciler(job, self.clock.monotonic(), **limits)
+            self._reconcile()
+
+    def _reconcile(self) -> None:
+        reconciler = self.reconciler
+        if reconciler is None or reconciler.done:
+            return
+        verdict = reconciler.observe(
+            self.connection["state"],
+            busy(self.state),
+            file_key(self.job["file"]),
+            self.clock.monotonic(),
+        )
+        if verdict is not None:
+            self._close_cut(verdict, self.clock.wall_ms())
+            return
+        if self._reconcile_timer is not None:
+            self.sink.cancel(self._reconcile_timer)
+            self._reconcile_timer = None
+        due = reconciler.due()
+        if due is not None:
+            self._reconcile_timer = self.sink.call_at(due, self._on_reconcile_timer)
+
+    def _on_reconcile_timer(self) -> None:
+        self._reconcile_timer = None
+        self._reconcile()
+
+    def _close_cut(self, verdict: Any, ts: int) -> None:
+        assert self.reconciler is not None
+        if self._reconcile_timer is not None:
+            self.sink.cancel(self._reconcile_timer)
+            self._reconcile_timer = None
+        event, body = self.reconciler.body(verdict, ts)
+        if verdict.resumed:
+            self._job_open = True
+            self._ended_path = None
+            self.memory.resumed(body["user"])
+        self._emit(event, body, ts, "jobs")
+
+    def shutdown(self) -> None:
+        """OctoPrint is shutting down (on the loop, run once more): a held
+        job_failed goes out, the connection is logged as disconnected, and a job
+        OctoPrint streams itself ends with it (one the printer holds may go on: the
+        next start decides)."""
+        self._release_failure()
+        self.reconciler = None  # undecided: the log still holds it open for next time
+        if self._reconcile_timer is not None:
+            self.sink.cancel(self._reconcile_timer)
+            self._reconcile_timer = None
+        ts = self.clock.wall_ms()
+        current = self.connection
+        self.set_connection("disconnected", current["port"], current["baudrate"], ts=ts)
+        if not (self._job_open and cut_at_shutdown(self.job["file"]["origin"])):
+            return
+        self._job_open = False
+        self._last_progress("PrintFailed", {}, ts)
+        file = dict(self.job["file"])
+        body = {
+            "file": file,
+            "filename": file["name"],
+            "user": self.memory.user({}) or self.job["user"],
+            "timestamp": ts,
+            "reason": "interrupted",
+            "error": SHUT_DOWN,
+            "progress": self.progress["completion"],
+            "printTime": self.progress["printTime"],
+        }
+        self._emit(S.EV_JOB_FAILED, body, ts, "jobs")

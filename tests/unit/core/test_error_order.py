@@ -98,3 +98,11 @@ def test_a_cancel_is_never_held():
     hub.on_event("PrintFailed", {**FILE, "reason": "cancelled", "time": 1.0}, 0)
     assert sent(sink, S.EV_JOB_FAILED)[0]["reason"] == "cancelled"
     assert sink.timers == {}
+
+
+def test_shutdown_releases_a_held_failure_first():
+    hub, sink, clock = run([FAILED])
+    hub.shutdown()
+    names = [e for e, *_ in sink.sent if e in (S.EV_JOB_FAILED, S.EV_CONNECTION)]
+    assert names[-2:] == [S.EV_JOB_FAILED, S.EV_CONNECTION]
+    assert sent(sink, S.EV_CONNECTION)[-1]["state"] == "disconnected"
