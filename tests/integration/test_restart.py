@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -95,8 +96,18 @@ def status_seq(octo) -> int:
 def client(octo, **kw) -> FluxPrintClient:
     kw.setdefault("record", True)
     kw.setdefault("reconnect_delay", 0.2)
+    kw.setdefault("reconnect_delay_max", 1.0)  # back soon after the restart
+    kw.setdefault("connect_timeout", 3.0)
     kw.setdefault("rest_interval", 0)
     return FluxPrintClient(octo.url, octo.apikey, **kw)
+
+
+def close(c: FluxPrintClient) -> None:
+    """Closes the client off the test's thread: python-engineio 4.15's client can
+    hang 30 s in disconnect() (its write loop may take the close packet and the
+    end-of-queue marker before disconnect() sets the state it checks, then waits
+    a ping period on the empty queue)."""
+    threading.Thread(target=c.close, daemon=True).start()
 
 
 def start_print(octo, name: str) -> None:
@@ -135,7 +146,7 @@ def resumed_after_restart(octo, cursor: int, name: str, event_schema) -> list:
         assert seqs == sorted(set(seqs))
         return got
     finally:
-        late.close()
+        close(late)
 
 
 # ~~ the three restarts
@@ -183,7 +194,7 @@ def test_sigterm_mid_print_commits_the_disconnection_and_the_cut_job(
         assert live.duplicates == 0
         assert len(job_events(live.records, "cut-term.gcode")) == 2
     finally:
-        live.close()
+        close(live)
 
 
 def test_sigkill_mid_print_is_closed_at_the_next_start(running, event_schema):
@@ -236,7 +247,7 @@ def test_shutdown_while_idle_writes_the_disconnection_and_nothing_else(running):
         assert names.index("printer:connection") < names.index("printer:closing")
         top = rows[-1][0]
     finally:
-        watcher.close()
+        close(watcher)
     octo.start()
     octo.connect_printer()
     after = log_rows(octo, top)
