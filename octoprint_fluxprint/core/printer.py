@@ -12,10 +12,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
+from . import reconcile
 from . import schema as S
 from . import shaping as shape
 from .jobmemory import UNKNOWN_ERRORS, JobMemory, file_key
-from .reconcile import SHUT_DOWN, OpenJob, Reconciler, busy, cut_at_shutdown
 from .rooms import Clock, Rooms, Sink
 
 _logger = logging.getLogger(__name__)
@@ -73,8 +73,8 @@ class PrinterState(Rooms):
         # a job_failed waiting for its error text: (body, ts, timer)
         self._held: Optional[tuple[dict, int, Any]] = None
         # the open job a restart cut (core/reconcile.py), until it is decided
-        self.reconciler: Optional[Reconciler] = None
-        self._reconcile_timer: Any = None
+        self.reconciler: Optional[reconcile.Reconciler] = None
+        self._reconcile_timer: Optional[tuple[float, Any]] = None  # (when, handle)
 
     # ~~ payloads
 
@@ -308,7 +308,7 @@ class PrinterState(Rooms):
 
     def restarted(
         self,
-        job: Optional[OpenJob],
+        job: Optional[reconcile.OpenJob],
         logged_connection: Optional[str],
         **limits: float,
     ) -> None:
@@ -322,7 +322,7 @@ class PrinterState(Rooms):
         ):
             self._announce_connection(self.clock.wall_ms())
         if job is not None:
-            self.reconciler = Reconciler(job, self.clock.monotonic(), **limits)
+            self.reconciler = reconcile.Reconciler(job, self.clock.monotonic(), **limits)
             self._reconcile()
 
     def _reconcile(self) -> None:
@@ -331,29 +331,36 @@ class PrinterState(Rooms):
             return
         verdict = reconciler.observe(
             self.connection["state"],
-            busy(self.state),
+            reconcile.busy(self.state),
             file_key(self.job["file"]),
             self.clock.monotonic(),
         )
         if verdict is not None:
             self._close_cut(verdict, self.clock.wall_ms())
             return
-        if self._reconcile_timer is not None:
-            self.sink.cancel(self._reconcile_timer)
-            self._reconcile_timer = None
         due = reconciler.due()
+        timer = self._reconcile_timer
+        if timer is not None and timer[0] == due:
+            return  # armed for then already (the state monitor reports twice a second)
+        self._cancel_reconcile_timer()
         if due is not None:
-            self._reconcile_timer = self.sink.call_at(due, self._on_reconcile_timer)
+            self._reconcile_timer = (
+                due,
+                self.sink.call_at(due, self._on_reconcile_timer),
+            )
 
     def _on_reconcile_timer(self) -> None:
         self._reconcile_timer = None
         self._reconcile()
 
+    def _cancel_reconcile_timer(self) -> None:
+        if self._reconcile_timer is not None:
+            self.sink.cancel(self._reconcile_timer[1])
+            self._reconcile_timer = None
+
     def _close_cut(self, verdict: Any, ts: int) -> None:
         assert self.reconciler is not None
-        if self._reconcile_timer is not None:
-            self.sink.cancel(self._reconcile_timer)
-            self._reconcile_timer = None
+        self._cancel_reconcile_timer()
         event, body = self.reconciler.body(verdict, ts)
         if verdict.resumed:
             self._job_open = True
@@ -368,25 +375,22 @@ class PrinterState(Rooms):
         next start decides)."""
         self._release_failure()
         self.reconciler = None  # undecided: the log still holds it open for next time
-        if self._reconcile_timer is not None:
-            self.sink.cancel(self._reconcile_timer)
-            self._reconcile_timer = None
+        self._cancel_reconcile_timer()
         ts = self.clock.wall_ms()
         current = self.connection
         self.set_connection("disconnected", current["port"], current["baudrate"], ts=ts)
-        if not (self._job_open and cut_at_shutdown(self.job["file"]["origin"])):
+        if not (self._job_open and reconcile.cut_at_shutdown(self.job["file"]["origin"])):
             return
         self._job_open = False
         self._last_progress("PrintFailed", {}, ts)
-        file = dict(self.job["file"])
-        body = {
-            "file": file,
-            "filename": file["name"],
-            "user": self.memory.user({}) or self.job["user"],
-            "timestamp": ts,
-            "reason": "interrupted",
-            "error": SHUT_DOWN,
-            "progress": self.progress["completion"],
-            "printTime": self.progress["printTime"],
-        }
+        user = self.memory.user({}) or self.job["user"]
+        progress = self.progress
+        body = reconcile.interrupted(
+            self.job["file"],
+            user,
+            ts,
+            reconcile.SHUT_DOWN,
+            progress["completion"],
+            progress["printTime"],
+        )
         self._emit(S.EV_JOB_FAILED, body, ts, "jobs")

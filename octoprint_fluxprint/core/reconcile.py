@@ -231,18 +231,31 @@ class Reconciler:
     def body(self, verdict: Verdict, ts: int) -> tuple[str, dict]:
         """The job event and its body (without seq, ts and printer)."""
         job = self.job
-        body: dict[str, Any] = {
-            "file": dict(job.file),
-            "filename": job.file.get("name"),
-            "user": job.user,
-            "timestamp": ts,
-        }
         if verdict.resumed:
-            return S.EV_JOB_RESUMED, body
-        body.update(
-            reason=INTERRUPTED,
-            error=verdict.error,
-            progress=None,  # not in the log
-            printTime=job.print_time,
-        )
+            return S.EV_JOB_RESUMED, job_body(job.file, job.user, ts)
+        # progress is not in the log
+        body = interrupted(job.file, job.user, ts, verdict.error, None, job.print_time)
         return S.EV_JOB_FAILED, body
+
+
+def job_body(file: Mapping[str, Any], user: Optional[str], ts: int) -> dict:
+    return {
+        "file": dict(file),
+        "filename": file.get("name"),
+        "user": user,
+        "timestamp": ts,
+    }
+
+
+def interrupted(
+    file: Mapping[str, Any],
+    user: Optional[str],
+    ts: int,
+    error: Optional[str],
+    progress: Optional[float],
+    print_time: Optional[float],
+) -> dict:
+    """A job_failed body for a job OctoPrint's stop ended."""
+    body = job_body(file, user, ts)
+    body.update(reason=INTERRUPTED, error=error, progress=progress, printTime=print_time)
+    return body
