@@ -85,6 +85,11 @@ class JobMemory:
         self._error = None
         return user
 
+    def resumed(self, user: Optional[str]) -> None:
+        """The job the log held open goes on after a restart (core/reconcile.py)."""
+        self._job_user = user
+        self._error = None
+
     def user(self, payload: Mapping[str, Any]) -> Optional[str]:
         """Who a later event of the open job is about: its own user, else the job's."""
         return shape.event_user(payload) or self._job_user

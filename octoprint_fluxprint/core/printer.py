@@ -12,9 +12,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
+from . import reconcile
 from . import schema as S
 from . import shaping as shape
-from .jobmemory import JobMemory
+from .jobmemory import UNKNOWN_ERRORS, JobMemory, file_key
 from .rooms import Clock, Rooms, Sink
 
 _logger = logging.getLogger(__name__)
@@ -40,6 +41,9 @@ HANDLED_EVENTS = (
     frozenset(JOB_EVENTS) | frozenset(CONNECTION_EVENTS) | frozenset(FILE_EVENTS)
 )
 ERROR_STATE_IDS = ("ERROR", "CLOSED_WITH_ERROR")
+# OctoPrint 2.0 may fire PrintFailed before the Error event that carries the text
+# (core/jobmemory.py): a job_failed without one waits this long for it
+ERROR_WAIT = 2.0
 
 
 class PrinterState(Rooms):
@@ -66,6 +70,11 @@ class PrinterState(Rooms):
         # after a job's end: the ended job's path, whose progress is not sent again
         self._ended_path: Optional[str] = None
         self.memory = JobMemory()  # what OctoPrint 2.0 drops, from its events
+        # a job_failed waiting for its error text: (body, ts, timer)
+        self._held: Optional[tuple[dict, int, Any]] = None
+        # the open job a restart cut (core/reconcile.py), until it is decided
+        self.reconciler: Optional[reconcile.Reconciler] = None
+        self._reconcile_timer: Optional[tuple[float, Any]] = None  # (when, handle)
 
     # ~~ payloads
 
@@ -129,6 +138,7 @@ class PrinterState(Rooms):
             data.get("progress"), state["text"], self.job
         )
         self.last_ts = max(self.last_ts, ts_ns // 1_000_000)
+        self._reconcile()
         if self._ended_path is not None and self.job["file"]["path"] != self._ended_path:
             self._ended_path = None  # another file: its progress is news
         if self._ended_path is None:
@@ -150,6 +160,13 @@ class PrinterState(Rooms):
             self.memory.analysis_finished(payload)
 
     def _job_event(self, name: str, payload: Mapping[str, Any], ts: int) -> None:
+        self._release_failure()  # a held job_failed comes before anything newer
+        if self.reconciler is not None and not self.reconciler.done:
+            verdict = self.reconciler.job_event(file_key(payload), self.clock.monotonic())
+            if verdict is not None:
+                self._close_cut(verdict, ts)
+                if verdict.resumed and name in ("PrintStarted", "PrintResumed"):
+                    return  # it is the job the log holds: job_resumed said it
         if name == "PrintStarted":
             self._job_open = True
             self._ended_path = None
@@ -184,7 +201,27 @@ class PrinterState(Rooms):
             )
             body["progress"] = shape.failed_progress(payload)
             body["printTime"] = shape.as_num(payload.get("time"))
+            if body["reason"] == "error" and body["error"] in UNKNOWN_ERRORS:
+                self._hold_failure(body, ts)
+                return
         self._emit(JOB_EVENTS[name], body, ts, "jobs")
+
+    def _hold_failure(self, body: dict, ts: int) -> None:
+        """OctoPrint 2.0 builds PrintFailed when its state turns to error, before it
+        sets the error info, and fires it from another thread: it can reach the
+        event bus before the Error event that carries the text. The job_failed
+        waits for that Error, at most ``ERROR_WAIT`` s."""
+        when = self.clock.monotonic() + ERROR_WAIT
+        self._held = (body, ts, self.sink.call_at(when, self._release_failure))
+
+    def _release_failure(self) -> None:
+        held, self._held = self._held, None
+        if held is None:
+            return
+        body, ts, timer = held
+        self.sink.cancel(timer)
+        body["error"] = self.memory.failure_text(body["error"])
+        self._emit(S.EV_JOB_FAILED, body, ts, "jobs")
 
     def _last_progress(self, name: str, payload: Mapping[str, Any], ts: int) -> None:
         """A job's last word is its job event: its final progress goes out first,
@@ -227,6 +264,9 @@ class PrinterState(Rooms):
             state = "error"
             error = shape.as_str(payload.get("error")) or "unknown error"
             self.memory.error(shape.as_str(payload.get("error")))
+            self.set_connection(state, port, baudrate, error, ts)
+            self._release_failure()  # the text a held job_failed waited for
+            return
         else:  # PrinterStateChanged: only catches errors that came without an Error event
             if payload.get("state_id") not in ERROR_STATE_IDS:
                 return
@@ -254,10 +294,103 @@ class PrinterState(Rooms):
         if not announce:
             return
         if changed_state or connection["state"] == "connected":
-            event = {
-                **connection,
-                "connected": connection["state"] == "connected",
-                "timestamp": ts,
-            }
-            self._emit(S.EV_CONNECTION, event, ts, "connection")
+            self._announce_connection(ts)
         self._offer("status", S.EV_STATUS, self.status_body(), ts * 1_000_000, force=True)
+        self._reconcile()
+
+    def _announce_connection(self, ts: int) -> None:
+        connection = self.connection
+        event = {**connection, "connected": connection["state"] == "connected"}
+        event["timestamp"] = ts
+        self._emit(S.EV_CONNECTION, event, ts, "connection")
+
+    # ~~ restarts (core/reconcile.py)
+
+    def restarted(
+        self,
+        job: Optional[reconcile.OpenJob],
+        logged_connection: Optional[str],
+        **limits: float,
+    ) -> None:
+        """At startup, on the loop, after the first look at the printer: the
+        connection the log last recorded is corrected if it is not what it is now
+        (OctoPrint was killed while connected), and an open job the log holds is
+        ended or resumed as soon as what OctoPrint reports decides it."""
+        if (
+            logged_connection is not None
+            and logged_connection != self.connection["state"]
+        ):
+            self._announce_connection(self.clock.wall_ms())
+        if job is not None:
+            self.reconciler = reconcile.Reconciler(job, self.clock.monotonic(), **limits)
+            self._reconcile()
+
+    def _reconcile(self) -> None:
+        reconciler = self.reconciler
+        if reconciler is None or reconciler.done:
+            return
+        verdict = reconciler.observe(
+            self.connection["state"],
+            reconcile.busy(self.state),
+            file_key(self.job["file"]),
+            self.clock.monotonic(),
+        )
+        if verdict is not None:
+            self._close_cut(verdict, self.clock.wall_ms())
+            return
+        due = reconciler.due()
+        timer = self._reconcile_timer
+        if timer is not None and timer[0] == due:
+            return  # armed for then already (the state monitor reports twice a second)
+        self._cancel_reconcile_timer()
+        if due is not None:
+            self._reconcile_timer = (
+                due,
+                self.sink.call_at(due, self._on_reconcile_timer),
+            )
+
+    def _on_reconcile_timer(self) -> None:
+        self._reconcile_timer = None
+        self._reconcile()
+
+    def _cancel_reconcile_timer(self) -> None:
+        if self._reconcile_timer is not None:
+            self.sink.cancel(self._reconcile_timer[1])
+            self._reconcile_timer = None
+
+    def _close_cut(self, verdict: Any, ts: int) -> None:
+        assert self.reconciler is not None
+        self._cancel_reconcile_timer()
+        event, body = self.reconciler.body(verdict, ts)
+        if verdict.resumed:
+            self._job_open = True
+            self._ended_path = None
+            self.memory.resumed(body["user"])
+        self._emit(event, body, ts, "jobs")
+
+    def shutdown(self) -> None:
+        """OctoPrint is shutting down (on the loop, run once more): a held
+        job_failed goes out, the connection is logged as disconnected, and a job
+        OctoPrint streams itself ends with it (one the printer holds may go on: the
+        next start decides)."""
+        self._release_failure()
+        self.reconciler = None  # undecided: the log still holds it open for next time
+        self._cancel_reconcile_timer()
+        ts = self.clock.wall_ms()
+        current = self.connection
+        self.set_connection("disconnected", current["port"], current["baudrate"], ts=ts)
+        if not (self._job_open and reconcile.cut_at_shutdown(self.job["file"]["origin"])):
+            return
+        self._job_open = False
+        self._last_progress("PrintFailed", {}, ts)
+        user = self.memory.user({}) or self.job["user"]
+        progress = self.progress
+        body = reconcile.interrupted(
+            self.job["file"],
+            user,
+            ts,
+            reconcile.SHUT_DOWN,
+            progress["completion"],
+            progress["printTime"],
+        )
+        self._emit(S.EV_JOB_FAILED, body, ts, "jobs")

@@ -180,7 +180,7 @@ class JobCompleteEvent(JobEvent):
 
 
 class JobFailedEvent(JobEvent):
-    reason: Literal["error", "cancelled"]
+    reason: Literal["error", "cancelled", "interrupted"]
     error: Optional[str] = None
     progress: Optional[float] = Field(None, ge=0, le=100)
     printTime: Optional[float] = None

@@ -21,7 +21,7 @@ from ..server.clock import Clock
 from ..server.engine import Engine
 from ..store.eventlog import EventLog
 from ..store.seq import FileBound, FloorBound, SeqAllocator
-from . import panel, settings
+from . import panel, restart, settings
 from .farm import Farm, PublisherCollector, TapSink, instance_id
 from .feed import PrinterFeed, seed
 from .identity import Identity, receive_permission
@@ -109,6 +109,7 @@ class FluxPrintPlugin(
             history=self._printer.get_temperature_history,
         )
         seed(self.engine, state, self._printer)
+        restart.reconcile_at_startup(self.engine, state, self.eventlog)
         self._apply_security()
         self.identity.start_sweep(loop, self.engine)
         self._feed = PrinterFeed(self.engine, state)
@@ -133,18 +134,8 @@ class FluxPrintPlugin(
         if self._feed is not None:
             self._printer.unregister_callback(self._feed)
             self._feed = None
-        if self._farm is not None:
-            # "offline" in the registry, in bounded time
-            self._farm.stop(5)
-        engine = self.engine
-        if engine is not None and engine.loop is not None and engine.clients:
-            # OctoPrint has stopped the IOLoop by now: run it once more to say goodbye
-            try:
-                engine.loop.run_sync(lambda: engine.close_all("shutdown"), timeout=5)
-            except Exception:
-                self._logger.exception("Could not say goodbye to the clients")
-        if self.eventlog is not None:
-            self.eventlog.close(10)
+        # OctoPrint has stopped the IOLoop by now: see plugin/restart.py
+        restart.shutdown(self.engine, self.printer_state, self.eventlog, self._farm)
 
     # ~~ EventHandlerPlugin
 

@@ -183,6 +183,16 @@ class EventLog:
         the disk: call it off the loop (e.g. in an executor)."""
         return eventfile.read_rows(self._reader(), seq, limit)
 
+    def read_last(self, limit: int) -> list[Row]:
+        """The newest ``limit`` committed events, ascending (one read through the
+        primary key). Blocks on the disk: call it off a running loop."""
+        conn = self._reader()
+        row = conn.execute(
+            "SELECT seq FROM events ORDER BY seq DESC LIMIT 1 OFFSET ?",
+            (max(0, int(limit) - 1),),
+        ).fetchone()
+        return eventfile.read_rows(conn, row[0] - 1 if row else -1, limit)
+
     def oldest_seq(self) -> Optional[int]:
         """The lowest retained seq (None when the log is empty)."""
         with self._lock:
