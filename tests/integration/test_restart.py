@@ -160,6 +160,15 @@ def test_sigterm_mid_print_commits_the_disconnection_and_the_cut_job(
     live = client(octo, last_seq=cursor).start()  # reconnects by itself after
     try:
         start_print(octo, "cut-term.gcode")
+        # the plugin knows a second of print time (OctoPrint counts whole seconds
+        # and reports them twice a second: 1.5 s into the job it may still say 0)
+        live.wait_for(
+            lambda c: any(
+                e == "printer:progress" and (d.get("printTime") or 0) >= 1
+                for e, d in c.records
+            ),
+            15,
+        )
         assert octo.stop() in (0, -15)
         # committed before OctoPrint exited: the disconnection, then the cut job
         rows = log_rows(octo, cursor)
