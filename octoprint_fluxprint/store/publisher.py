@@ -95,9 +95,14 @@ class Publisher:
 
     # ~~ any thread
 
-    def offer(self, event: str, payload: dict) -> None:
-        """The loop's hand-over: O(1), never blocks, never raises on a full queue."""
-        self.queue.put(event, payload)
+    def offer(self, event: str, payload: dict, pending: bool = False) -> None:
+        """The loop's hand-over: O(1), never blocks, never raises on a full queue.
+        ``pending``: a durable event that goes out once the log committed it."""
+        self.queue.put(event, payload, pending)
+
+    def committed(self, seq: int) -> None:
+        """The log committed ``seq`` (its writer thread): O(1), never blocks long."""
+        self.queue.commit(seq)
 
     def start(self) -> None:
         self.state = "connecting"
