@@ -42,6 +42,7 @@ OFF_STATS = {
     "queue": 0,
     "redis_top": None,
     "last_error": None,
+    "last_error_at": None,
     "snapshot_rollbacks": 0,
 }
 
@@ -179,13 +180,22 @@ class Farm:
         self.error: Optional[str] = None  # why publishing is off despite a url
         self._lock = threading.Lock()
         tap.eventlog = eventlog
+        # the publisher's belief about Redis is kept beside the log
+        path = getattr(eventlog, "path", None)
+        self.folder = os.path.dirname(path) if isinstance(path, str) else None
 
     def start(
-        self, url: str, prefix: str, queue_max: int, printer_id: str, name: str
+        self,
+        url: str,
+        prefix: str,
+        queue_max: int,
+        durable_max: int,
+        printer_id: str,
+        name: str,
     ) -> None:
         with self._lock:
             self._stop_locked()
-            self.config = (url, prefix, queue_max, printer_id, name)
+            self.config = (url, prefix, queue_max, durable_max, printer_id, name)
             self.error = None
             if not url:
                 return
@@ -196,6 +206,8 @@ class Farm:
                     prefix=prefix,
                     eventlog=self.eventlog,
                     queue_max=queue_max,
+                    durable_max=durable_max,
+                    folder=self.folder,
                     name=name,
                     version=self.version,
                     instance=self.instance,
@@ -209,12 +221,9 @@ class Farm:
             self.submit(self._subscribe, publisher)
             _logger.info("Publishing printer %r to Redis (prefix %r)", printer_id, prefix)
 
-    def reconfigure(
-        self, url: str, prefix: str, queue_max: int, printer_id: str, name: str
-    ) -> None:
-        """A settings save: restarts the publisher, off the caller's thread, if
-        what it publishes to changed."""
-        config = (url, prefix, queue_max, printer_id, name)
+    def reconfigure(self, *config: Any) -> None:
+        """A settings save (``start``'s arguments): restarts the publisher, off the
+        caller's thread, if what it publishes to changed."""
         if config == self.config:
             return
         threading.Thread(
@@ -280,6 +289,11 @@ class PublisherCollector:
             metric.add_metric([], stats.get(key) or 0)
             yield metric
         for name, value, doc in (
+            (
+                "last_error_timestamp_seconds",
+                (stats.get("last_error_at") or 0) / 1000,
+                "When the publisher last failed (0: never)",
+            ),
             ("queue", stats.get("queue") or 0, "Messages waiting for Redis"),
             ("up", 1 if stats["state"] == "up" else 0, "1 while Redis is connected"),
             ("lag_seconds", stats.get("lag_s") or 0.0, "Age of the oldest queued"),

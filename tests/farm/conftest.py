@@ -28,6 +28,7 @@ from tests.hub.conftest import HubProcess, plugin_log
 IDS = ("farm-a", "farm-b", "farm-c")
 FAST = {"serial": {"timeout": {"temperatureAutoreport": 1}}}
 GCODE = "farm.gcode"
+LEAN = ("discovery", "achievements")
 GCODE_LINES = 40_000  # ~400 s at the Virtual Printer's ~100 lines/s: prints outlast a run
 
 
@@ -59,6 +60,8 @@ class Farm:
                 os.path.join(base, pid),
                 config=FAST,
                 fluxprint=self.plugin_settings(pid),
+                # zeroconf's registration alone takes ~1.8 s of every start
+                disabled_plugins=LEAN,
             )
             for pid in IDS
         }

@@ -142,8 +142,23 @@ def test_redis_link_liveness_stale_then_offline_then_online():
     live.down(6.0)  # Redis went away
     assert live.state(7.0) == STALE
     assert live.state(12.5) == OFFLINE
-    live.up(13.0)
-    assert live.state(13.1) == ONLINE
+    live.up(13.0)  # Redis is back: the printer's publisher may not be yet
+    assert live.state(13.1) == STALE
+    live.message(14.0)  # something flows from it
+    assert live.state(14.1) == ONLINE
+
+
+def test_what_came_before_the_link_dropped_does_not_make_it_online():
+    live = Liveness(stale_after=3, offline_after=6)
+    live.up(0.0)
+    live.message(1.0)
+    live.down(1.5)
+    live.up(2.0)  # back within stale_after of the last message: not online yet
+    assert live.state(2.1) == STALE
+    live.down(3.0)
+    live.message(3.5)  # flowed while the registry still had it down (the readers
+    live.up(4.0)  # came back before the poller): it counts
+    assert live.state(4.1) == ONLINE
 
 
 # ~~ the replay source

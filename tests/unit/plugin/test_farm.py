@@ -123,25 +123,36 @@ def test_instance_id_is_stable(tmp_path):
 
 def test_redis_settings_are_cleaned_and_read():
     reader = settings.Reader(FakeSettings({}), None)
-    assert reader.redis() == ("", "fluxprint", 10000)
+    assert reader.redis() == ("", "fluxprint", 10000, 2000)
     cleaned = reader.clean(
-        {"redis": {"url": "http://x", "prefix": "bad prefix", "queue_max": 10**9}}
+        {
+            "redis": {
+                "url": "http://x",
+                "prefix": "bad prefix",
+                "queue_max": 10**9,
+                "durable_max": 5,
+            }
+        }
     )
-    assert cleaned["redis"] == {"queue_max": 1_000_000}
+    assert cleaned["redis"] == {"queue_max": 1_000_000, "durable_max": 100}
     cleaned = reader.clean({"redis": {"url": " redis://h:6379/0 ", "prefix": "farm-1"}})
     assert cleaned["redis"] == {"url": "redis://h:6379/0", "prefix": "farm-1"}
     assert reader.clean({"redis": {"url": ""}})["redis"] == {"url": ""}
     assert reader.clean({"redis": "nope"})["redis"] == {}
-    values = {"redis": {"url": "redis://h/1", "prefix": "p", "queue_max": 5}}
+    values = {
+        "redis": {"url": "redis://h/1", "prefix": "p", "queue_max": 5, "durable_max": 500}
+    }
     assert settings.Reader(FakeSettings(values), None).redis() == (
         "redis://h/1",
         "p",
         100,
+        500,
     )
     assert settings.DEFAULTS["redis"] == {
         "url": "",
         "prefix": "fluxprint",
         "queue_max": 10000,
+        "durable_max": 2000,
     }
 
 
@@ -165,7 +176,7 @@ def test_collector_reports_off_and_the_publisher_metrics():
 def test_a_printer_id_redis_cannot_key_is_reported_not_raised():
     clock, inner, tap, state = make()
     farm = Farm(state, tap, lambda fn, *a: fn(*a), None, "1.0", "inst")
-    farm.start("redis://127.0.0.1:1/0", "fluxprint", 100, "bad id!", "name")
+    farm.start("redis://127.0.0.1:1/0", "fluxprint", 100, 2000, "bad id!", "name")
     assert farm.publisher is None
     stats = farm.stats()
     assert stats["state"] == "off" and "printer id" in stats["last_error"]
