@@ -795,3 +795,33 @@ def test_a_reinstalled_printer_gets_its_clients_resynced_not_silence(rds, writer
         RESULTS["reinstall"] = {"resync": resync, "new_events": after}
     finally:
         client.close()
+
+
+def test_redis_down_tells_each_client_once_not_once_per_printer(rds, writers, hubs):
+    """Every printer's link goes down at once: one printer:printers per client,
+    not one per printer (each a list of every printer: at 100 printers and 500
+    clients that was 25 s of the hub's loop, bench.farm's outlier)."""
+    many = [f"m{i}" for i in range(20)]
+    for pid in many:
+        writers[pid] = SynthPrinter(rds.url, pid).start()
+    hub = hubs("many")
+    wait_for(
+        lambda: all(hub.health()["printers"].get(p) == "online" for p in many),
+        what="all online",
+    )
+    client = HubClient(hub.url).start()
+    try:
+        wait_for(lambda: client.seen("printer:printers"), what="printer:printers")
+        time.sleep(0.5)
+        mark = len(client.seen("printer:printers"))
+        rds.kill()
+        wait_for(lambda: hub.health()["redis"]["up"] is False, what="redis down")
+        time.sleep(1.0)
+        lists = client.seen("printer:printers")[mark:]
+        states = {p["id"]: p["state"] for p in lists[-1]["printers"]} if lists else {}
+        assert 1 <= len(lists) <= 3, len(lists)
+        assert all(states.get(p) == "stale" for p in many), states
+        RESULTS["redis_down_lists"] = len(lists)
+    finally:
+        client.close()
+        rds.start()
