@@ -91,8 +91,15 @@ class FarmClients:
                 seen = len(self.lines)
                 left = deadline - time.monotonic()
                 if left <= 0 or self.proc.poll() is not None:
-                    tail = [m.get("type") for m in self.lines[-20:]]
-                    raise TimeoutError(f"farm clients: not in {timeout}s; last {tail}")
+                    tail = [
+                        json.dumps(m)[:200]
+                        for m in self.lines[max(after, len(self.lines) - 12) :]
+                    ]
+                    exited = self.proc.poll()
+                    raise TimeoutError(
+                        f"farm clients: not in {timeout}s (node exit {exited}); the"
+                        " lines since: " + "\n".join(tail)
+                    )
                 self._cond.wait(min(left, 0.5))
 
     def request(self, op: str, answer: str, timeout: float = 60, **kw: Any) -> Line:

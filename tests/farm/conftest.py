@@ -171,6 +171,10 @@ def counts(
         "duplicated": len(seqs) - len(set(seqs)),
         "extra": len({m for m in mine if m[0] >= floor} - set(want)),
         "out_of_order": int(seqs != sorted(seqs)),
+        # what a failure needs to say what happened (printed with the assertion)
+        "since": since,
+        "log": [s for s, _e in log if s > since][-12:],
+        "got": seqs[-12:],
     }
 
 
