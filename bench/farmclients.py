@@ -110,8 +110,10 @@ class FarmClients:
     def grow(self, n: int, timeout: float = 300) -> Line:
         return self.request("grow", "grown", timeout, n=n)
 
-    def window_start(self) -> None:
-        self.request("window_start", "window_started")
+    def window_start(self, durable_after_ms: float = 0) -> None:
+        """A new window; its ``first_durable_t`` is the first durable event written
+        (its ``ts``) at or after ``durable_after_ms``."""
+        self.request("window_start", "window_started", durable_after=durable_after_ms)
 
     def stats(self) -> Line:
         return self.request("stats", "stats")
