@@ -337,3 +337,25 @@ def test_a_heartbeat_that_moves_on_keeps_a_quiet_printer_fresh():
     assert names == ["on_link", "on_heartbeat", "on_link", "on_connect_failed"], names
     assert events.calls[0] == ("on_link", "p0", True)
     assert events.calls[2] == ("on_link", "p0", False)
+
+
+def test_a_mirror_reset_is_empty_as_new():
+    from octoprint_fluxprint.core.mirror import EventMirror
+
+    m = EventMirror(max_events=2)
+    for seq in (5, 6, 7):
+        m.append(seq, "printer:job_started", {"seq": seq}, 0)
+    assert m.horizon() == 5 and m.last_seq() == 7
+    m.reset()  # the plugin reinstalled: its seqs start again
+    assert (m.count(), m.horizon(), m.last_seq(), m.oldest_seq()) == (0, 0, 0, None)
+    assert m.append(1, "printer:job_started", {"seq": 1}, 0)
+    assert [r.seq for r in m.read_since(0)] == [1]
+
+
+def test_a_record_of_another_install_is_a_reinstall():
+    from octoprint_fluxprint.hub.sources.redis import reinstalled_as
+
+    assert reinstalled_as("a", {"instance": "b"})
+    assert not reinstalled_as("a", {"instance": "a"})
+    assert not reinstalled_as("", {"instance": "b"})  # nothing known yet
+    assert not reinstalled_as("a", {})  # a record without one says nothing
