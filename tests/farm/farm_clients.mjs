@@ -170,7 +170,7 @@ function connect(c) {
       const p = data.printer;
       if (win) {
         win.durable += 1;
-        if (win.firstDurable === null && (data.ts ?? 0) >= win.durableAfter) win.firstDurable = Date.now();
+        if (win.firstDurable === null && (data.ts ?? 0) >= win.durableAfter) [win.firstDurable, win.firstDurableTs] = [Date.now(), data.ts];
       }
       c.cursors[p] = Math.max(c.cursors[p] ?? 0, data.seq);
       if (opts.durable_lines) out({ type: "durable", c: c.i, printer: p, seq: data.seq, event });
@@ -286,7 +286,7 @@ function onLeanEvent(c, body) {
     c.cursors[data.printer] = Math.max(c.cursors[data.printer] ?? 0, data.seq);
     if (win) {
       win.durable += 1;
-      if (win.firstDurable === null && (data.ts ?? 0) >= win.durableAfter) win.firstDurable = Date.now();
+      if (win.firstDurable === null && (data.ts ?? 0) >= win.durableAfter) [win.firstDurable, win.firstDurableTs] = [Date.now(), data.ts];
     }
   }
 }
@@ -361,6 +361,7 @@ function stats() {
     type: "stats",
     bytes_read: read,
     first_durable_t: w.firstDurable,
+    first_durable_ts: w.firstDurableTs ?? null, // when that event was written
     disconnects: w.drops,
     seconds: (nowMs() - w.start) / 1000,
     clients: clients.length,
