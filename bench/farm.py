@@ -18,6 +18,12 @@ browser every 500 ms) from the real SockJS payload measured in the same run.
                                               and the farm section of docs/benchmarks.md
     .venv/bin/python -m bench.farm --smoke    10 printers x 20 clients, 1 and 2 hubs (CI)
     .venv/bin/python -m bench.farm --report   the section from the JSON
+    .venv/bin/python -m bench.farm --recovery 100,500 --recovery-runs 5
+                                              only the recovery, 5 times on fresh hubs
+                                              (every run's durable flow counts)
+    .venv/bin/python -m bench.farm --scale 200 --scale-ns 250,500,1000,1500 --p99 400
+                                              1 hub, then 2, at growing client counts:
+                                              the most clients within the p99, the ratio
 """
 
 from __future__ import annotations
@@ -119,6 +125,16 @@ def run(
     return results
 
 
+def load_or_empty(path: str) -> dict:
+    """The JSON of an earlier run, or an empty one (a partial run stands alone)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        return {"meta": {"partial": True}, "cells": []}
+
+
 def markdown(results: dict) -> str:
     from .farmreport import markdown as md
 
@@ -150,16 +166,38 @@ def main(argv: Optional[list[str]] = None) -> int:
         metavar="PRINTERS,CLIENTS",
         help="only the recovery, on fresh hubs, into the existing --out JSON",
     )
+    p.add_argument("--recovery-runs", type=int, default=1, help="with --recovery")
+    p.add_argument(
+        "--scale",
+        type=int,
+        metavar="PRINTERS",
+        help="only 1 hub against 2, into the existing --out JSON",
+    )
+    p.add_argument("--scale-ns", default="250,500,1000,1500,2000")
+    p.add_argument("--p99", type=float, default=400.0, help="with --scale (ms)")
     args = p.parse_args(argv)
-    if args.recovery:
-        printers, n = (int(x) for x in args.recovery.split(","))
-        with open(args.out) as f:
-            results = json.load(f)
-        results["recovery"] = dict(recovery_only(printers, n), separate_run=True)
-        results["projection"] = projection(results)
+    if args.scale:
+        from .farmscale import scale
+
+        results = load_or_empty(args.out)
+        ns = [int(x) for x in args.scale_ns.split(",")]
+        results["scale"] = scale(args.scale, ns, args.window, args.p99)
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)
-        write_section(args.md, markdown(results))
+        if results.get("cells"):
+            write_section(args.md, markdown(results))
+        return 0
+    if args.recovery:
+        printers, n = (int(x) for x in args.recovery.split(","))
+        results = load_or_empty(args.out)
+        runs = [recovery_only(printers, n) for _ in range(max(1, args.recovery_runs))]
+        results["recovery"] = dict(runs[0], separate_run=True, repeats=runs[1:])
+        if results.get("entry_bytes"):
+            results["projection"] = projection(results)
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
+        if results.get("cells"):
+            write_section(args.md, markdown(results))
         return 0
     if args.report:
         with open(args.out) as f:

@@ -91,8 +91,15 @@ class FarmClients:
                 seen = len(self.lines)
                 left = deadline - time.monotonic()
                 if left <= 0 or self.proc.poll() is not None:
-                    tail = [m.get("type") for m in self.lines[-20:]]
-                    raise TimeoutError(f"farm clients: not in {timeout}s; last {tail}")
+                    tail = [
+                        json.dumps(m)[:200]
+                        for m in self.lines[max(after, len(self.lines) - 12) :]
+                    ]
+                    exited = self.proc.poll()
+                    raise TimeoutError(
+                        f"farm clients: not in {timeout}s (node exit {exited}); the"
+                        " lines since: " + "\n".join(tail)
+                    )
                 self._cond.wait(min(left, 0.5))
 
     def request(self, op: str, answer: str, timeout: float = 60, **kw: Any) -> Line:
@@ -103,8 +110,10 @@ class FarmClients:
     def grow(self, n: int, timeout: float = 300) -> Line:
         return self.request("grow", "grown", timeout, n=n)
 
-    def window_start(self) -> None:
-        self.request("window_start", "window_started")
+    def window_start(self, durable_after_ms: float = 0) -> None:
+        """A new window; its ``first_durable_t`` is the first durable event written
+        (its ``ts``) at or after ``durable_after_ms``."""
+        self.request("window_start", "window_started", durable_after=durable_after_ms)
 
     def stats(self) -> Line:
         return self.request("stats", "stats")

@@ -6,7 +6,8 @@ every HEARTBEAT_S, a ``printer:status`` keyframe every KEYFRAME_S, temperature e
 1 s, progress every 0.5 s (a printing printer), and every ``durable_every`` s a
 durable event (job_paused / job_resumed alternately) written to live and durable in
 one MULTI/EXEC. Every entry's ID is ``<seq>-0``; live is trimmed by MINID to about
-LIVE_RETENTION_S, durable to the last 10,000. Payloads are shaped like the plugin's
+LIVE_RETENTION_S, durable to the plugin's default cap (``streams.DURABLE_MAX``).
+Payloads are shaped like the plugin's
 (bench/synthetic.py) and carry the write's wall time: ``ts`` (ms) and
 ``trace.emit_ns``, so a client's receipt minus it is synthetic-write -> client.
 
@@ -38,7 +39,7 @@ sys.path.insert(0, ROOT)
 from octoprint_fluxprint.core import streams  # noqa: E402
 
 TICK_S = 0.05
-DURABLE_MAX = 10_000
+DURABLE_MAX = streams.DURABLE_MAX  # the plugin's redis.durable_max default
 
 FLAGS = dict.fromkeys(("operational", "printing", "ready", "sdReady"), True) | {
     k: False

@@ -38,9 +38,18 @@ def projection(results: dict) -> dict:
     """1,000 printers and 10,000 clients from the measured figures."""
     eb = results["entry_bytes"]
     live_rate = 1.0 + 2.0 + 1 / streams.KEYFRAME_S  # temperature, progress, status
-    # durable events retained per printer: the plugin's default log cap (10,000), and
-    # a busy farm printer's 30 days (12 prints a day x 5 durable events each)
+    # durable events retained per printer: the default cap of the durable stream
+    # (redis.durable_max), the plugin's log cap (10,000: what Redis held before the
+    # stream had a cap of its own), and a busy farm printer's 30 days (12 prints a
+    # day x 5 durable events each)
     worst = streams.projected_bytes(
+        1000,
+        live_rate,
+        eb["live_entry_bytes"],
+        streams.DURABLE_MAX,
+        eb["durable_entry_bytes"],
+    )
+    at_log_cap = streams.projected_bytes(
         1000, live_rate, eb["live_entry_bytes"], 10_000, eb["durable_entry_bytes"]
     )
     typical = streams.projected_bytes(
@@ -62,6 +71,8 @@ def projection(results: dict) -> dict:
         "clients": 10_000,
         "live_rate_hz": live_rate,
         "redis_bytes": worst,
+        "durable_max": streams.DURABLE_MAX,
+        "redis_bytes_at_log_cap": at_log_cap,
         "redis_bytes_30_days": typical,
         "redis_live_bytes": live_only,
         "entry_bytes": eb,

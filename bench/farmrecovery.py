@@ -40,20 +40,32 @@ def recovery(
 
         redis.kill()
         time.sleep(2.0)
-        for g in gens:
-            g.window_start()
         start_ms = time.time() * 1000
+        for g in gens:
+            # only a durable event written once Redis is back counts (a client
+            # still working through what came before the kill would say 0 ms)
+            g.window_start(durable_after_ms=start_ms)
         redis.start()
         back_ms = time.time() * 1000  # it answers PING (the hubs may be faster)
         deadline = time.monotonic() + 30
-        first = None
+        first = written = None
         while time.monotonic() < deadline:
-            t = [g.stats()["first_durable_t"] for g in gens]
-            t = [x for x in t if x]
+            st = [g.stats() for g in gens]
+            t = [(s["first_durable_t"], s.get("first_durable_ts")) for s in st]
+            t = [x for x in t if x[0]]
             if t:
-                first = min(t)
+                first, written = min(t)
+                out["window_latency_ms"] = pct_merge(st, "latency_ms")
                 break
             time.sleep(0.1)
+        # where the time went: Redis back -> the load wrote it (the writer's own
+        # reconnect), written -> at a client (the hubs' readers and the clients)
+        out["redis_back_to_written_ms"] = (
+            None if written is None else max(0.0, written - back_ms)
+        )
+        out["written_to_client_ms"] = (
+            None if first is None or written is None else first - written
+        )
         out["redis_back_durable_ms"] = (
             None if first is None else max(0.0, first - back_ms)
         )

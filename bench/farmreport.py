@@ -8,9 +8,10 @@ GOALS = {
     "p99_ms": 100.0,
     "per_core": 50_000.0,
     "rss_per_client": 64 * 1024,
-    "reattach_p95_ms": 5000.0,
-    "durable_back_ms": 10_000.0,
+    "reattach_p95_ms": 2000.0,  # issue 23: at 500 clients
+    "durable_back_ms": 5000.0,  # issue 23: in every run
     "redis_bytes": 1.5e9,
+    "scale_ratio": 1.8,  # 2 hubs serve this many times the clients of 1
 }
 
 
@@ -203,6 +204,10 @@ def markdown(results: dict, begin: str, end: str) -> str:
             ],
         )
         L.append("")
+    if results.get("scale"):
+        from .farmscale import markdown as scale_md
+
+        L += scale_md(results["scale"])
     L += goals(results)
     L.append(end)
     return "\n".join(L)
@@ -250,6 +255,8 @@ def goals(results: dict) -> list[str]:
     proj = results.get("projection") or {}
     rb = proj.get("redis_bytes")
     rt = proj.get("redis_bytes_30_days") or 0
+    rl = proj.get("redis_bytes_at_log_cap")
+    ratio = (results.get("scale") or {}).get("ratio")
     rows = [
         [
             "p99 at the largest cell",
@@ -272,22 +279,35 @@ def goals(results: dict) -> list[str]:
             verdict(None if rss is None else rss <= GOALS["rss_per_client"]),
         ],
         [
-            "re-attach p95 after a hub kill",
-            "≤ 5 s",
+            "2 hubs against 1: clients served at the same p99 (`--scale`)",
+            "≥ 1.8×",
+            fmt(ratio, 2) + "×",
+            verdict(None if ratio is None else ratio >= GOALS["scale_ratio"]),
+        ],
+        [
+            "re-attach p95 after a hub kill (worst run)",
+            "≤ 2 s",
             fmt(reattach, 0) + " ms",
             verdict(None if reattach is None else reattach <= GOALS["reattach_p95_ms"]),
         ],
         [
-            "durable flow after Redis is back",
-            "≤ 10 s",
+            "durable flow after Redis is back (every run)",
+            "≤ 5 s",
             fmt(back, 0) + " ms",
             verdict(None if back is None else back <= GOALS["durable_back_ms"]),
         ],
         [
-            "Redis projected for 1,000 printers, 10,000 durable events each (the log's cap)",
+            "Redis projected for 1,000 printers, defaults (durable stream capped at "
+            f"{proj.get('durable_max', '?'):,} events)",
             "≤ 1.5 GB",
             fmt(None if rb is None else rb / 1e9, 2) + " GB",
             verdict(None if rb is None else rb <= GOALS["redis_bytes"]),
+        ],
+        [
+            "… were Redis to hold the plugin's whole log (10,000 events each)",
+            "–",
+            fmt(None if rl is None else rl / 1e9, 2) + " GB",
+            "",
         ],
         [
             "… 30 days of a busy printer instead (1,800 durable events each)",

@@ -1,11 +1,13 @@
 """Whether a printer's feed is online, stale or offline. Pure, with the clock
 passed in.
 
-- online: the link to its OctoPrint is up and a message came within ``stale_after``
-  (the hub asks the plugin for status keyframes, so a healthy feed is never silent
-  that long);
-- stale: the link is up but silent, or it just went down and no reconnect has
-  failed yet;
+- online: the link to its OctoPrint is up and a message came over it within
+  ``stale_after`` (the hub asks the plugin for status keyframes, so a healthy feed
+  is never silent that long). A link coming up is not a message: a printer is
+  online only once something flows from it again (the redis source's link is Redis,
+  which may be back well before the printer's publisher is);
+- stale: the link is up but nothing came yet or lately, or it just went down and
+  no reconnect has failed yet;
 - offline: never connected, a reconnect failed, or down for ``offline_after``.
 """
 
@@ -33,15 +35,16 @@ class Liveness:
         self.last_message = now
 
     def up(self, now: float) -> None:
+        """The link is up; what came before it went down does not count."""
         self.link_up = True
         self.failed = False
         self.down_since = None
-        self.last_message = now
 
     def down(self, now: float) -> None:
         if self.link_up:
             self.down_since = now
         self.link_up = False
+        self.last_message = None
 
     def connect_failed(self, now: float) -> None:
         self.failed = True

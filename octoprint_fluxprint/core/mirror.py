@@ -54,6 +54,12 @@ class EventMirror:
             on_durable()
         return added
 
+    def reset(self) -> None:
+        """Empty, as new (the plugin's seqs started again: a reinstall)."""
+        self._rows.clear()
+        self._seqs.clear()
+        self._horizon = self._last = 0
+
     def set_horizon(self, seq: int) -> None:
         """What the plugin no longer has (its resync's oldestSeq - 1): a client
         behind it gets a resync from the hub too."""

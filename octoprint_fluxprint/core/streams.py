@@ -10,7 +10,8 @@ Per printer ``<id>`` (``<p>`` is the prefix, ``fluxprint`` by default):
   ``MINID`` to about ``LIVE_RETENTION_S`` of messages: telemetry is never replayed.
 - ``<p>:<id>:durable`` — the durable events only (``core.replay.DURABLE_EVENTS``),
   same IDs, trimmed by ``MINID`` to the oldest seq the plugin's own SQLite log still
-  holds: the same retention as the plugin's log. Replay for a client cursor reads
+  holds and by ``MAXLEN ~`` to the newest ``DURABLE_MAX`` (the plugin's
+  ``redis.durable_max``): never more than the plugin's log, often less. Replay for a client cursor reads
   it with ``XRANGE (<cursor>-0 +``. A durable event goes into both streams in one
   ``MULTI``: a hub that relays it from ``live`` finds it in ``durable`` too.
 - ``<p>:printers`` — a hash, printer id -> registry JSON (id, name, version,
@@ -37,6 +38,13 @@ HEARTBEAT_S = 2.0  # the registry's lastSeen is refreshed this often
 # the farm's status keyframes: a healthy printer's live stream is never silent
 # longer than this, so a hub marks a printer stale within a few seconds
 KEYFRAME_S = 2.0
+# the durable stream's cap by default (``redis.durable_max``): about 30 days of a
+# busy farm printer (12 prints a day x 5 durable events), and 1,000 printers' durable
+# streams in ~0.8 GB of Redis (docs/farm.md); the plugin's own log keeps more
+DURABLE_MAX = 2000
+# the longest a publisher or a hub reader waits before trying Redis again: once
+# Redis is back, durable events flow within about this
+RECONNECT_CAP_S = 3.0
 
 
 class StreamError(ValueError):

@@ -181,12 +181,12 @@ class FluxPrintPlugin(
             self._farm.reconfigure(*self._redis_config())
         return result
 
-    def _redis_config(self) -> tuple[str, str, int, str, str]:
-        url, prefix, queue_max = self.config.redis()
+    def _redis_config(self) -> tuple:
+        redis = self.config.redis()  # url, prefix, queue_max, durable_max
         printer_id = self.config.printer_id()
         name = self._settings.global_get(["appearance", "name"])
         name = name if isinstance(name, str) and name.strip() else printer_id
-        return url, prefix, queue_max, printer_id, name.strip()
+        return (*redis, printer_id, name.strip())
 
     def _apply_settings(
         self,

@@ -7,6 +7,11 @@ broadcast to a room the tap is in, hands the very payload the clients get to the
 publisher after the delivery has it (the delivery logs durable events, once). The
 tap subscribes like a client with the plugin's configured intervals and a status
 keyframe every ``streams.KEYFRAME_S``.
+
+Durable means committed: a durable event the tap gets is handed over *pending*, and
+the delivery appends it to the log through a ``CommitWatch`` that tells the
+publisher once SQLite has committed it (on the log's writer thread, no loop hop):
+Redis, like the plugin's own clients, never has a durable event the log lacks.
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ..core import schema as S
 from ..core import streams
+from ..core.replay import DURABLE_EVENTS
 from ..store.publisher import Publisher
 
 _logger = logging.getLogger(__name__)
@@ -36,8 +42,47 @@ OFF_STATS = {
     "queue": 0,
     "redis_top": None,
     "last_error": None,
+    "last_error_at": None,
     "snapshot_rollbacks": 0,
 }
+
+
+class Target(Protocol):
+    """Where the tap hands over (``store.publisher.Publisher``)."""
+
+    def offer(self, event: str, payload: dict, pending: bool = False) -> None: ...
+
+    def committed(self, seq: int) -> None: ...
+
+
+class CommitWatch:
+    """The log the delivery appends one durable event to: the plugin's own, with the
+    publisher told of the commit before the delivery's own ``on_durable`` runs."""
+
+    __slots__ = ("log", "target", "accepted")
+
+    def __init__(self, log: Any, target: Target):
+        self.log = log
+        self.target = target
+        self.accepted = False
+
+    def append(
+        self,
+        seq: int,
+        event: str,
+        payload: dict,
+        ts: int,
+        on_durable: Optional[Callable[[], None]] = None,
+    ) -> bool:
+        target = self.target
+
+        def durable() -> None:  # the writer thread, after the commit
+            target.committed(seq)
+            if on_durable is not None:
+                on_durable()
+
+        self.accepted = bool(self.log.append(seq, event, payload, ts, durable))
+        return self.accepted
 
 
 class TapSink:
@@ -48,19 +93,28 @@ class TapSink:
         self.inner = inner
         self.sid = sid
         self.rooms: set[str] = set()
-        self.publish: Optional[Callable[[str, dict], None]] = None
+        self.target: Optional[Target] = None
+        self.eventlog: Any = None  # the plugin's log (set by Farm)
 
     def emit(self, event: str, payload: dict, room: str) -> None:
-        self.inner.emit(event, payload, room)
-        publish = self.publish
-        if publish is not None and room in self.rooms:
-            publish(event, payload)
+        target = self.target if room in self.rooms else None
+        if target is None:
+            self.inner.emit(event, payload, room)
+        elif event in DURABLE_EVENTS and self.eventlog is not None:
+            # to Redis once committed; never if the log refused it (closed)
+            watch = CommitWatch(self.eventlog, target)
+            self.inner.emit(event, payload, room, log=watch)
+            if watch.accepted:
+                target.offer(event, payload, True)
+        else:
+            self.inner.emit(event, payload, room)
+            target.offer(event, payload)
 
     def send_to(self, sid: str, event: str, payload: dict) -> None:
         if sid != self.sid:
             self.inner.send_to(sid, event, payload)
-        elif self.publish is not None:
-            self.publish(event, payload)
+        elif self.target is not None:
+            self.target.offer(event, payload)
 
     def enter_room(self, sid: str, room: str) -> None:
         if sid == self.sid:
@@ -125,13 +179,23 @@ class Farm:
         self.config: Optional[tuple] = None
         self.error: Optional[str] = None  # why publishing is off despite a url
         self._lock = threading.Lock()
+        tap.eventlog = eventlog
+        # the publisher's belief about Redis is kept beside the log
+        path = getattr(eventlog, "path", None)
+        self.folder = os.path.dirname(path) if isinstance(path, str) else None
 
     def start(
-        self, url: str, prefix: str, queue_max: int, printer_id: str, name: str
+        self,
+        url: str,
+        prefix: str,
+        queue_max: int,
+        durable_max: int,
+        printer_id: str,
+        name: str,
     ) -> None:
         with self._lock:
             self._stop_locked()
-            self.config = (url, prefix, queue_max, printer_id, name)
+            self.config = (url, prefix, queue_max, durable_max, printer_id, name)
             self.error = None
             if not url:
                 return
@@ -142,6 +206,8 @@ class Farm:
                     prefix=prefix,
                     eventlog=self.eventlog,
                     queue_max=queue_max,
+                    durable_max=durable_max,
+                    folder=self.folder,
                     name=name,
                     version=self.version,
                     instance=self.instance,
@@ -155,12 +221,9 @@ class Farm:
             self.submit(self._subscribe, publisher)
             _logger.info("Publishing printer %r to Redis (prefix %r)", printer_id, prefix)
 
-    def reconfigure(
-        self, url: str, prefix: str, queue_max: int, printer_id: str, name: str
-    ) -> None:
-        """A settings save: restarts the publisher, off the caller's thread, if
-        what it publishes to changed."""
-        config = (url, prefix, queue_max, printer_id, name)
+    def reconfigure(self, *config: Any) -> None:
+        """A settings save (``start``'s arguments): restarts the publisher, off the
+        caller's thread, if what it publishes to changed."""
         if config == self.config:
             return
         threading.Thread(
@@ -184,7 +247,7 @@ class Farm:
         if self.publisher is not publisher:
             return  # stopped or replaced meanwhile
         state, sid = self.state, self.tap.sid
-        self.tap.publish = publisher.offer
+        self.tap.target = publisher
         if sid in state.subs:
             state.remove_client(sid)
         status = state.add_client(sid)
@@ -195,7 +258,7 @@ class Farm:
     def _unsubscribe(self) -> None:
         if self.publisher is not None:
             return  # restarted meanwhile: the new one subscribed
-        self.tap.publish = None
+        self.tap.target = None
         self.state.remove_client(self.tap.sid)
 
     # ~~ introspection (any thread)
@@ -226,6 +289,11 @@ class PublisherCollector:
             metric.add_metric([], stats.get(key) or 0)
             yield metric
         for name, value, doc in (
+            (
+                "last_error_timestamp_seconds",
+                (stats.get("last_error_at") or 0) / 1000,
+                "When the publisher last failed (0: never)",
+            ),
             ("queue", stats.get("queue") or 0, "Messages waiting for Redis"),
             ("up", 1 if stats["state"] == "up" else 0, "1 while Redis is connected"),
             ("lag_seconds", stats.get("lag_s") or 0.0, "Age of the oldest queued"),

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 import socket
-from typing import Any
+from typing import Any, NamedTuple
 
-from ..core import auth, compression, ratelimit, schema
+from ..core import auth, compression, ratelimit, schema, streams
 from ..core.budget import Limits
 
 SETTINGS_VERSION = 1
@@ -40,7 +40,12 @@ DEFAULTS: dict[str, Any] = {
     "max_message_bytes": 16384,
     # the print farm (docs/farm.md): publish to Redis Streams; "" is off. Admin only
     # (the URL may hold a password)
-    "redis": {"url": "", "prefix": "fluxprint", "queue_max": 10000},
+    "redis": {
+        "url": "",
+        "prefix": "fluxprint",
+        "queue_max": 10000,
+        "durable_max": streams.DURABLE_MAX,
+    },
 }
 
 INTERVAL_SETTINGS = {
@@ -70,6 +75,14 @@ NUMERIC_GROUPS: dict[str, dict[str, tuple[type, float]]] = {
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 REDIS_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 QUEUE_BOUNDS = (100, 1_000_000)
+DURABLE_BOUNDS = (100, 1_000_000)  # redis.durable_max: the durable stream's cap
+
+
+class RedisSettings(NamedTuple):
+    url: str  # "": publishing is off
+    prefix: str
+    queue_max: int
+    durable_max: int
 
 
 def clamp_interval(value: Any, fallback: float) -> float:
@@ -109,10 +122,9 @@ def clean_redis(values: Any) -> dict:
     prefix = values.get("prefix")
     if isinstance(prefix, str) and REDIS_PREFIX.match(prefix.strip()):
         out["prefix"] = prefix.strip()
-    if "queue_max" in values:
-        out["queue_max"] = ratelimit.clamp_int(
-            values["queue_max"], DEFAULTS["redis"]["queue_max"], *QUEUE_BOUNDS
-        )
+    for key, bounds in (("queue_max", QUEUE_BOUNDS), ("durable_max", DURABLE_BOUNDS)):
+        if key in values:
+            out[key] = ratelimit.clamp_int(values[key], DEFAULTS["redis"][key], *bounds)
     return out
 
 
@@ -172,18 +184,23 @@ class Reader:
     def allowed_origins(self) -> list[str]:
         return auth.normalize_origins(self._settings.get(["allowed_origins"]))
 
-    def redis(self) -> tuple[str, str, int]:
-        """(url, prefix, queue_max) of the farm's Redis; url "" is off."""
+    def redis(self) -> RedisSettings:
+        """The farm's Redis; url "" is off."""
         defaults = DEFAULTS["redis"]
-        url = self._settings.get(["redis", "url"])
-        prefix = self._settings.get(["redis", "prefix"])
-        queue_max = self._settings.get(["redis", "queue_max"])
-        return (
+
+        def get(key: str) -> Any:
+            return self._settings.get(["redis", key])
+
+        url, prefix = get("url"), get("prefix")
+        return RedisSettings(
             url.strip() if valid_redis_url(url) else "",
             prefix
             if isinstance(prefix, str) and REDIS_PREFIX.match(prefix)
             else defaults["prefix"],
-            ratelimit.clamp_int(queue_max, defaults["queue_max"], *QUEUE_BOUNDS),
+            ratelimit.clamp_int(get("queue_max"), defaults["queue_max"], *QUEUE_BOUNDS),
+            ratelimit.clamp_int(
+                get("durable_max"), defaults["durable_max"], *DURABLE_BOUNDS
+            ),
         )
 
     def clean(self, data: Any) -> dict:

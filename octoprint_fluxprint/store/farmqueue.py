@@ -9,6 +9,12 @@ lowest seq is comparing two heads, and dropping the oldest telemetry on overflow
 one ``popleft``. Durable events are dropped only when no telemetry is left to drop;
 each such drop raises ``lost_durable`` so the publisher back-fills them from the
 SQLite log, which holds them anyway.
+
+Durable means committed: a durable event is put *pending* (the loop hands it over
+at emit) and becomes ready once the SQLite log has committed its seq (``commit``,
+from the log's writer thread). The publisher takes only ready items, lowest seq
+first, so nothing at or above a pending durable event reaches Redis before its
+commit, and the live stream still gets strictly increasing seqs.
 """
 
 from __future__ import annotations
@@ -31,15 +37,19 @@ class Item:
     payload: dict
     durable: bool
     at: float = 0.0  # monotonic time it was queued (the lag of the oldest item)
+    pending: bool = False  # waits for the log's commit of its seq
 
 
-def make_item(event: str, payload: dict, at: float = 0.0) -> Item:
-    return Item(int(payload["seq"]), event, payload, event in DURABLE_EVENTS, at)
+def make_item(event: str, payload: dict, at: float = 0.0, pending: bool = False) -> Item:
+    durable = event in DURABLE_EVENTS
+    return Item(int(payload["seq"]), event, payload, durable, at, pending and durable)
 
 
 class FarmQueue:
-    """Bounded, thread-safe: ``put`` (the loop) never blocks, ``pop``/``peek`` (the
-    publisher thread) take the lowest seq first."""
+    """Bounded, thread-safe: ``put`` (the loop) never blocks, ``pop_many`` (the
+    publisher thread) takes the lowest seqs first, up to the first durable event the
+    log has not committed; ``peek``/``pop`` (the back-fill's merge) take the lowest
+    seq whatever it waits for."""
 
     def __init__(self, maxlen: int, clock: Callable[[], float] = time.monotonic):
         self.maxlen = max(1, int(maxlen))
@@ -52,12 +62,14 @@ class FarmQueue:
         self.dropped_durable = 0
         # a durable event was dropped: the publisher back-fills from the log
         self.lost_durable = False
+        self.committed = 0  # the highest seq the log has committed
 
     def __len__(self) -> int:
         return len(self._telemetry) + len(self._durable)
 
-    def put(self, event: str, payload: dict) -> None:
-        item = make_item(event, payload, self.clock())
+    def put(self, event: str, payload: dict, pending: bool = False) -> None:
+        """``pending``: a durable event the log has not committed yet (``commit``)."""
+        item = make_item(event, payload, self.clock(), pending)
         with self._cond:
             if len(self) >= self.maxlen:
                 self._drop_one()
@@ -75,11 +87,30 @@ class FarmQueue:
             self.lost_durable = True
         self.dropped += 1
 
+    def commit(self, seq: int) -> None:
+        """The log committed every durable event up to ``seq`` (its writer thread,
+        in seq order): those waiting go out."""
+        with self._cond:
+            if seq > self.committed:
+                self.committed = seq
+                self._cond.notify()
+
     def _head(self) -> Optional[deque[Item]]:
         t, d = self._telemetry, self._durable
         if t and d:
             return t if t[0].seq < d[0].seq else d
         return t or d or None
+
+    def _ready_head(self) -> Optional[deque[Item]]:
+        head = self._head()
+        if head is None:
+            return None
+        item = head[0]
+        return head if not item.pending or item.seq <= self.committed else None
+
+    def ready(self) -> bool:
+        with self._cond:
+            return self._ready_head() is not None
 
     def peek(self) -> Optional[Item]:
         with self._cond:
@@ -95,7 +126,7 @@ class FarmQueue:
         out: list[Item] = []
         with self._cond:
             while len(out) < limit:
-                head = self._head()
+                head = self._ready_head()
                 if head is None:
                     break
                 out.append(head.popleft())
@@ -112,12 +143,13 @@ class FarmQueue:
                 self._drop_one()
 
     def wait(self, timeout: float) -> bool:
-        """Waits up to ``timeout`` for something to publish; True if there is."""
+        """Waits up to ``timeout`` for something to publish (not waiting for a
+        commit); True if there is. Any put, commit or ``wake`` ends the wait."""
         with self._cond:
-            if len(self):
+            if self._ready_head() is not None:
                 return True
             self._cond.wait(timeout)
-            return bool(len(self))
+            return self._ready_head() is not None
 
     def wake(self) -> None:
         with self._cond:

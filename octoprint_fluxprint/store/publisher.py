@@ -8,11 +8,18 @@ non-blocking put into a bounded queue, store/farmqueue.py).
   ``<p>:<id>:durable`` in the same ``MULTI``/``EXEC`` (one per batch), and that
   stream is trimmed to the oldest seq the SQLite log still holds. An XADD refused
   because its ID is at or below the stream's top is an idempotent skip.
-- On every (re)connect: the durable stream's top is compared with what this
-  publisher last wrote (a lower top: Redis came back from an older snapshot,
+- On every (re)connect: a registry record of another install under this printer
+  id (its ``instance`` differs: a reinstall with a new log, whose seqs start again)
+  has its streams replaced by this one's; the durable stream's top is compared with
+  what this publisher last wrote, as kept on disk (store/farmbelief.py; a lower
+  top: Redis came back from an older snapshot, even while OctoPrint was down,
   counted in ``snapshot_rollbacks``), an announce entry is added, and every durable
-  event of the SQLite log above that top is back-filled, merged by seq with what is
-  queued, so the live stream gets strictly increasing seqs.
+  event of the SQLite log above that top (the newest ``durable_max``) is
+  back-filled, merged by seq with what is queued, so the live stream gets strictly
+  increasing seqs.
+- The durable stream keeps at most about ``durable_max`` entries (``MAXLEN ~``),
+  and never more than the SQLite log: Redis's memory is bounded by the farm's size,
+  not by the plugin's log.
 - A heartbeat (the registry record) every ``HEARTBEAT_S``; "offline" on stop.
 - Reconnects with exponential backoff and jitter (core/backoff.py).
 """
@@ -22,6 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
@@ -31,7 +39,9 @@ from redis.retry import Retry
 
 from ..core import streams
 from ..core.backoff import Backoff
+from .farmbelief import Belief, redis_key
 from .farmqueue import FarmQueue, Item, MinidRing, merge
+from .farmregistry import Registration
 
 _logger = logging.getLogger(__name__)
 
@@ -61,6 +71,8 @@ class Publisher:
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         heartbeat: float = streams.HEARTBEAT_S,
         backoff: Optional[Backoff] = None,
+        durable_max: int = streams.DURABLE_MAX,
+        folder: Optional[str] = None,
     ):
         self.url = url
         self.printer_id = streams.check_printer_id(printer_id)
@@ -72,19 +84,27 @@ class Publisher:
         self.clock = clock
         self.wall_ms = wall_ms
         self.heartbeat_s = heartbeat
-        self.backoff = backoff or Backoff(base=0.25, cap=10.0)
+        # Redis back: this plugin's durable events flow within RECONNECT_CAP_S
+        self.backoff = backoff or Backoff(base=0.25, cap=streams.RECONNECT_CAP_S)
+        self.durable_max = max(1, int(durable_max))
+        self.belief = Belief(folder, redis_key(url, prefix, self.printer_id), clock=clock)
+        self.registration = Registration(
+            prefix, self.printer_id, self.name, version, instance, eventlog, wall_ms
+        )
         self.queue = FarmQueue(queue_max, clock)
         self.ring = MinidRing()
         self.live = streams.live_key(prefix, printer_id)
         self.durable = streams.durable_key(prefix, printer_id)
         self.state = "off"
-        self.last_error: Optional[str] = None
+        self.last_error: Optional[str] = None  # shown while the link is not up
+        self.last_error_at: Optional[int] = None  # epoch ms, kept
         self.published = 0  # live entries written
         self.backfilled = 0  # durable events written from the SQLite log
         self.skipped = 0  # refused as at or below the top: already there
         self.errors = 0
         self.connects = 0
         self.snapshot_rollbacks = 0
+        self.takeovers = 0  # another install's streams replaced
         self.redis_top: Optional[int] = None  # the durable top read at the connect
         self.written_durable = 0  # what we believe the durable stream's top is
         self.last_seq = 0  # the highest seq written to live
@@ -95,9 +115,14 @@ class Publisher:
 
     # ~~ any thread
 
-    def offer(self, event: str, payload: dict) -> None:
-        """The loop's hand-over: O(1), never blocks, never raises on a full queue."""
-        self.queue.put(event, payload)
+    def offer(self, event: str, payload: dict, pending: bool = False) -> None:
+        """The loop's hand-over: O(1), never blocks, never raises on a full queue.
+        ``pending``: a durable event that goes out once the log committed it."""
+        self.queue.put(event, payload, pending)
+
+    def committed(self, seq: int) -> None:
+        """The log committed ``seq`` (its writer thread): O(1), never blocks long."""
+        self.queue.commit(seq)
 
     def start(self) -> None:
         self.state = "connecting"
@@ -131,8 +156,11 @@ class Publisher:
             "dropped": self.queue.dropped,
             "queue": len(self.queue),
             "redis_top": self.redis_top,
-            "last_error": self.last_error,
+            "last_error": None if self.state == "up" else self.last_error,
+            "last_error_at": self.last_error_at,
+            "errors": self.errors,
             "snapshot_rollbacks": self.snapshot_rollbacks,
+            "takeovers": self.takeovers,
             "skipped": self.skipped,
             "connects": self.connects,
             "last_seq": self.last_seq,
@@ -143,6 +171,13 @@ class Publisher:
     # ~~ the thread
 
     def _run(self) -> None:
+        self.written_durable = max(self.written_durable, self.belief.load())
+        try:
+            self._loop()
+        finally:
+            self.belief.maybe_save(force=True)
+
+    def _loop(self) -> None:
         while not self._stop.is_set():
             if self.state != "down":
                 self.state = "connecting"  # while down, it stays down until up
@@ -196,14 +231,23 @@ class Publisher:
         if self.state != "down" or text != self.last_error:
             _logger.warning("Redis publisher: %s", text)
         self.state = "down"
+        self._error(text)
+
+    def _error(self, text: str) -> None:
         self.last_error = text
+        self.last_error_at = self.wall_ms()
 
     def _measure(self) -> None:
         self.cpu_seconds = time.thread_time()
 
     def _on_connect(self, client: redis.Redis) -> None:
         self.connects += 1
-        top = self._durable_top(client)
+        top = self.registration.durable_top(client)
+        if self.registration.foreign(client, top):
+            self.registration.take_over(client)
+            self.takeovers += 1
+            self.written_durable = self.last_seq = top = 0
+            self.ring = MinidRing()
         self.redis_top = top
         if self.written_durable and top < self.written_durable:
             self.snapshot_rollbacks += 1
@@ -215,18 +259,10 @@ class Publisher:
                 self.written_durable,
             )
         self.written_durable = top
-        client.xadd(
-            streams.announce_key(self.prefix),
-            {"id": self.printer_id},
-            maxlen=streams.ANNOUNCE_MAXLEN,
-            approximate=True,
-        )
+        self.belief.set(top)
+        self.registration.announce(client)
         self._heartbeat(client)
         self._backfill(client, top)
-
-    def _durable_top(self, client: redis.Redis) -> int:
-        last = client.xrevrange(self.durable, "+", "-", count=1)
-        return streams.seq_of(last[0][0]) if last else 0
 
     def _drain(self, client: redis.Redis) -> None:
         next_beat = self.clock() + self.heartbeat_s
@@ -258,15 +294,19 @@ class Publisher:
         self._write(client, batch)
 
     def _log_items(self, after: int) -> Iterator[Item]:
+        """The log's durable events above ``after``: the newest ``durable_max`` (the
+        durable stream keeps no more)."""
+        newest: deque = deque(maxlen=self.durable_max)
         cursor = after
         while not self._stop.is_set():
             rows = self.eventlog.read_since(cursor, PAGE)
-            for row in rows:
-                # at = -1: from the log (counted as back-filled once written)
-                yield Item(row.seq, row.event, row.payload, True, -1.0)
+            newest.extend(rows)
             if len(rows) < PAGE:
-                return
+                break
             cursor = rows[-1].seq
+        for row in newest:
+            # at = -1: from the log (counted as back-filled once written)
+            yield Item(row.seq, row.event, row.payload, True, -1.0)
 
     def _write(self, client: redis.Redis, batch: list[Item]) -> None:
         if not batch:
@@ -284,7 +324,13 @@ class Publisher:
                 pipe.xadd(self.live, fields, id=entry)
             commands.append((item, False))
             if item.durable:
-                pipe.xadd(self.durable, fields, id=entry)
+                pipe.xadd(
+                    self.durable,
+                    fields,
+                    id=entry,
+                    maxlen=self.durable_max,
+                    approximate=True,
+                )
                 commands.append((item, True))
         oldest = self.eventlog.oldest_seq() if self.eventlog is not None else None
         if oldest and any(item.durable for item in batch):
@@ -301,7 +347,7 @@ class Publisher:
                     self.skipped += 1
                 else:
                     self.errors += 1
-                    self.last_error = f"{type(result).__name__}: {result}"
+                    self._error(f"{type(result).__name__}: {result}")
                     _logger.error("Redis publisher: XADD %d: %s", item.seq, result)
                     continue
             elif durable:
@@ -315,23 +361,10 @@ class Publisher:
                 self.last_seq = max(self.last_seq, item.seq)
         if self.last_seq:
             self.ring.note(now, self.last_seq)
+        self.belief.set(self.written_durable)
 
     def _heartbeat(self, client: redis.Redis, state: str = "online") -> None:
-        record = streams.registry_record(
-            self.printer_id,
-            self.name,
-            self.version,
-            self.instance,
-            self.wall_ms(),
-            self.last_seq,
-            state,
-        )
-        pipe = client.pipeline(transaction=False)
-        pipe.hset(streams.registry_key(self.prefix), self.printer_id, record)
-        oldest = self.eventlog.oldest_seq() if self.eventlog is not None else None
-        if oldest:
-            pipe.xtrim(self.durable, minid=streams.entry_id(oldest), approximate=False)
-        pipe.execute()
+        self.registration.heartbeat(client, self.last_seq, state)
 
     def _goodbye(self, client: redis.Redis) -> None:
         try:

@@ -66,13 +66,13 @@ const clients = [];
 const sockets = new Set(); // every TCP socket opened (bytes read off them)
 let win = null;
 
-function newWindow() {
+function newWindow(durableAfter = 0) {
   const snap = new Map();
   for (const s of sockets) {
     if (s.destroyed) sockets.delete(s);
     else snap.set(s, s.bytesRead ?? 0);
   }
-  return { start: nowMs(), msgs: 0, lat: [], byClient: new Map(), durable: 0, resyncs: 0, firstDurable: null, snap, drops: {} };
+  return { start: nowMs(), msgs: 0, lat: [], byClient: new Map(), durable: 0, resyncs: 0, firstDurable: null, durableAfter, snap, drops: {} };
 }
 
 function printersOf(i) {
@@ -170,7 +170,7 @@ function connect(c) {
       const p = data.printer;
       if (win) {
         win.durable += 1;
-        if (win.firstDurable === null) win.firstDurable = Date.now();
+        if (win.firstDurable === null && (data.ts ?? 0) >= win.durableAfter) [win.firstDurable, win.firstDurableTs] = [Date.now(), data.ts];
       }
       c.cursors[p] = Math.max(c.cursors[p] ?? 0, data.seq);
       if (opts.durable_lines) out({ type: "durable", c: c.i, printer: p, seq: data.seq, event });
@@ -286,7 +286,7 @@ function onLeanEvent(c, body) {
     c.cursors[data.printer] = Math.max(c.cursors[data.printer] ?? 0, data.seq);
     if (win) {
       win.durable += 1;
-      if (win.firstDurable === null) win.firstDurable = Date.now();
+      if (win.firstDurable === null && (data.ts ?? 0) >= win.durableAfter) [win.firstDurable, win.firstDurableTs] = [Date.now(), data.ts];
     }
   }
 }
@@ -361,6 +361,7 @@ function stats() {
     type: "stats",
     bytes_read: read,
     first_durable_t: w.firstDurable,
+    first_durable_ts: w.firstDurableTs ?? null, // when that event was written
     disconnects: w.drops,
     seconds: (nowMs() - w.start) / 1000,
     clients: clients.length,
@@ -397,7 +398,7 @@ rl.on("line", async (line) => {
   const cmd = JSON.parse(line);
   if (cmd.op === "grow") await grow(cmd.n, cmd.seconds);
   else if (cmd.op === "window_start") {
-    win = newWindow();
+    win = newWindow(cmd.durable_after ?? 0); // first_durable_t: written (ts) at or after it
     for (const c of clients) c.reattach = [];
     out({ type: "window_started" });
   } else if (cmd.op === "stats") stats();

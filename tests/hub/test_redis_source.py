@@ -99,8 +99,9 @@ class SynthPrinter:
     """What one plugin's publisher writes, from a thread; ``paused`` makes it
     silent (no entries, no heartbeat)."""
 
-    def __init__(self, url: str, pid: str, seq0: int = 0):
+    def __init__(self, url: str, pid: str, seq0: int = 0, instance: str = "synth"):
         self.pid = pid
+        self.instance = instance
         self.r = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1)
         self.seq = seq0
         self.durable: list[tuple[int, str, dict]] = []  # the plugin's log
@@ -171,7 +172,12 @@ class SynthPrinter:
 
     def heartbeat(self) -> None:
         record = ST.registry_record(
-            self.pid, self.pid.upper(), "test", "synth", int(time.time() * 1000), self.seq
+            self.pid,
+            self.pid.upper(),
+            "test",
+            self.instance,
+            int(time.time() * 1000),
+            self.seq,
         )
         try:
             self.r.hset(ST.registry_key(PREFIX), self.pid, record)
@@ -714,3 +720,108 @@ def test_a_cursor_for_a_printer_not_registered_yet_waits_for_it(rds, writers, hu
         assert seqs_increase(client)
     finally:
         client.close()
+
+
+def _states(hub: HubProcess, pid: str, seconds: float) -> list[str]:
+    seen = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen.append(hub.health()["printers"].get(pid))
+        time.sleep(0.1)
+    return seen
+
+
+def test_online_only_once_something_flows_after_redis_returns(rds, writers, hubs):
+    """Redis back is not the printer back: its registry record still looks fresh,
+    but until its publisher writes again the printer is stale, never online."""
+    w = writers["l0"] = SynthPrinter(rds.url, "l0").start()
+    hub = hubs("liveness")
+    wait_for(lambda: hub.health()["printers"].get("l0") == "online", what="online")
+    w.paused = True  # its publisher has not reconnected yet when Redis is back
+    rds.stop()
+    wait_for(lambda: hub.health()["redis"]["up"] is False, what="redis down")
+    rds.start()
+    wait_for(lambda: hub.health()["redis"]["up"] is True, what="redis up")
+    seen = _states(hub, "l0", 2.0)
+    assert "online" not in seen, seen
+    w.paused = False  # it writes again
+    wait_for(lambda: hub.health()["printers"].get("l0") == "online", what="flowing")
+    RESULTS["liveness_after_redis"] = {"while_silent": sorted(set(seen))}
+
+
+def test_a_reinstalled_printer_gets_its_clients_resynced_not_silence(rds, writers, hubs):
+    """The same printer id, a new install (a new instance in the registry, a new
+    log: its seqs start again far below what the hub relayed)."""
+    old = writers["r0"] = SynthPrinter(rds.url, "r0", seq0=5000, instance="old").start()
+    hub = hubs("reinstall")
+    wait_for(lambda: hub.health()["printers"].get("r0") == "online", what="online")
+    client = HubClient(hub.url).start()
+    try:
+        joined(client, {"r0"})
+        before = [old.event() for _ in range(3)]
+        wait_for(lambda: last_durable(client, "r0") == before[-1], what="old events")
+        old.stop()
+        # what the new install's publisher does (store/farmregistry.py): its
+        # record and empty streams in one MULTI, then its own events
+        new = SynthPrinter(rds.url, "r0", instance="new")
+        pipe = new.r.pipeline(transaction=True)
+        pipe.delete(new.live, new.durable_key)
+        pipe.hset(
+            ST.registry_key(PREFIX),
+            "r0",
+            ST.registry_record("r0", "R0", "test", "new", int(time.time() * 1000), 0),
+        )
+        pipe.execute()
+        writers["r0"] = new.start()
+        after = [new.event() for _ in range(3)]
+        resync = wait_for(
+            lambda: [m for m in client.seen("printer:resync") if m["printer"] == "r0"],
+            what="printer:resync for r0",
+        )[0]
+        assert resync["lastSeq"] < before[0] <= resync["requested"], resync
+        wait_for(
+            lambda: {s for s, _e in durable_of(client, "r0")} >= set(after),
+            what="the new install's events",
+        )
+        assert all(s > resync["lastSeq"] for s in after)
+        # a client that connects now with an old cursor is resynced, not stalled
+        late = HubClient(hub.url)
+        late.cursors = {"r0": before[-1]}
+        late.start()
+        try:
+            wait_for(lambda: late.seen("printer:resync"), timeout=10, what="late resync")
+        finally:
+            late.close()
+        RESULTS["reinstall"] = {"resync": resync, "new_events": after}
+    finally:
+        client.close()
+
+
+def test_redis_down_tells_each_client_once_not_once_per_printer(rds, writers, hubs):
+    """Every printer's link goes down at once: one printer:printers per client,
+    not one per printer (each a list of every printer: at 100 printers and 500
+    clients that was 25 s of the hub's loop, bench.farm's outlier)."""
+    many = [f"m{i}" for i in range(20)]
+    for pid in many:
+        writers[pid] = SynthPrinter(rds.url, pid).start()
+    hub = hubs("many")
+    wait_for(
+        lambda: all(hub.health()["printers"].get(p) == "online" for p in many),
+        what="all online",
+    )
+    client = HubClient(hub.url).start()
+    try:
+        wait_for(lambda: client.seen("printer:printers"), what="printer:printers")
+        time.sleep(0.5)
+        mark = len(client.seen("printer:printers"))
+        rds.kill()
+        wait_for(lambda: hub.health()["redis"]["up"] is False, what="redis down")
+        time.sleep(1.0)
+        lists = client.seen("printer:printers")[mark:]
+        states = {p["id"]: p["state"] for p in lists[-1]["printers"]} if lists else {}
+        assert 1 <= len(lists) <= 3, len(lists)
+        assert all(states.get(p) == "stale" for p in many), states
+        RESULTS["redis_down_lists"] = len(lists)
+    finally:
+        client.close()
+        rds.start()

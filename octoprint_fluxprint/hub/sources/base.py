@@ -31,7 +31,12 @@ class SourceEvents(Protocol):
         nothing may have come on its stream lately."""
         ...
 
-    def on_message(self, printer_id: str, event: str, payload: Any) -> None: ...
+    def on_message(
+        self, printer_id: str, event: str, payload: Any, live: bool = True
+    ) -> None:
+        """One message, in the plugin's seq order. ``live`` False: read back (a
+        snapshot at a printer's start), no sign that the printer is there now."""
+        ...
 
     def on_resync(self, printer_id: str, oldest: Optional[int], last: int) -> int:
         """The cursor is older than the printer retains (or from another install):
@@ -50,6 +55,14 @@ class SourceEvents(Protocol):
         makes room for it; relaying starts after seq ``after``. ``history``: the
         newest durable events at or below ``after`` (``core.mirror.Row``,
         ascending, all of them in their range) to start the cache with."""
+        ...
+
+    def on_reinstalled(
+        self, printer_id: str, record: dict, after: int, history: Sequence[Any] = ()
+    ) -> None:
+        """The printer's plugin was reinstalled (the redis registry names another
+        instance; its seqs started again): the hub starts the printer over as in
+        ``on_printer`` and sends its clients ``printer:resync``."""
         ...
 
 

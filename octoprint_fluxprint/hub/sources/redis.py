@@ -34,25 +34,24 @@ from ...core.liveness import registry_online
 from ...core.logthrottle import LogThrottle
 from ...core.mirror import Row
 from .base import SourceEvents
-from .redis_parts import Groups, as_bytes, is_status, seq_or_zero, snapshot_of, text
+from .redis_boot import Start, starts
+from .redis_parts import Groups, seq_or_zero, text
+from .redis_read import Reader
 from .redis_replay import RedisReplay
 
 _logger = logging.getLogger(__name__)
 
 POLL_S = 2.0  # the registry (and the durable streams' first entries) re-read
-READ_COUNT = 500  # entries per stream per XREAD
-BOOT_SCAN = 32  # entries read back from a new printer's top to find its status
-BOOT_SCAN_MAX = 2000
-BOOT_CHUNK = 100  # new printers per pipelined round trip
-PREFILL = 100  # durable events read into a new printer's cache (at most)
 DOWN = (RedisError, OSError, asyncio.TimeoutError)
 STOP_S = 2.0
-RECONNECT_CAP_S = 5.0  # Redis back: durable flow within seconds
+RECONNECT_CAP_S = ST.RECONNECT_CAP_S  # Redis back: durable flow within seconds
 
 
 class _Printer:
-    def __init__(self, pid: str, cursor: int):
+    def __init__(self, pid: str, cursor: int, instance: str = ""):
         self.pid = pid
+        self.instance = instance  # the plugin install's (the registry's record)
+        self.epoch = 0  # bumped at a reinstall: a reader drops what it read before
         self.cursor = cursor  # the highest live entry read (the XREAD last ID)
         self.linked = False  # the hub was told the link is up
         self.offline_told = False
@@ -60,6 +59,9 @@ class _Printer:
 
 
 class RedisSource:
+    DOWN = DOWN
+    reconnect_cap = RECONNECT_CAP_S
+
     def __init__(
         self,
         cfg: Any,
@@ -202,6 +204,7 @@ class RedisSource:
     async def _registry(self, records: dict) -> None:
         now = self.wall_ms()
         new: list[tuple[str, dict]] = []
+        reinstalled: list[tuple[str, dict]] = []
         seen: dict[str, dict] = {}
         for raw_id, value in records.items():
             record = ST.parse_registry(value)
@@ -212,10 +215,17 @@ class RedisSource:
             if self.allow is not None and pid not in self.allow:
                 continue
             seen[pid] = record
-            if pid not in self.printers:
+            printer = self.printers.get(pid)
+            if printer is None:
                 new.append((pid, record))
+            elif reinstalled_as(printer.instance, record):
+                reinstalled.append((pid, record))
         if new:
             await self._bootstrap(new)
+        for pid, record in reinstalled:
+            # its seqs started again below what this hub relayed: the clients get
+            # printer:resync for it, then its new history (never silence)
+            self._reinstalled(pid, record)
         for pid, printer in self.printers.items():
             record = seen.get(pid)
             online = record is not None and registry_online(
@@ -239,54 +249,41 @@ class RedisSource:
                 printer.last_seen = max(printer.last_seen, record["lastSeen"])
 
     async def _bootstrap(self, new: list[tuple[str, dict]]) -> None:
-        """Each new printer's snapshot: back from its live top to the latest status
-        (one pipelined round trip per ``BOOT_CHUNK`` printers), relayed from there."""
-        for start in range(0, len(new), BOOT_CHUNK):
-            await self._bootstrap_some(new[start : start + BOOT_CHUNK])
+        """Each printer's snapshot (redis_boot.py), relayed from there."""
+        found = await starts(
+            self.redis, self.prefix, new, self.rc.cache_events, self._rows
+        )
+        for start in found:
+            self._add(start)
 
-    async def _bootstrap_some(self, new: list[tuple[str, dict]]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        for pid, _record in new:
-            pipe.xrevrange(ST.live_key(self.prefix, pid), "+", "-", count=BOOT_SCAN)
-        found = await pipe.execute()
-        plans = []
-        for (pid, record), entries in zip(new, found):
-            if entries and not any(is_status(f) for _i, f in entries):
-                more = await self.redis.xrevrange(
-                    ST.live_key(self.prefix, pid), "+", "-", count=BOOT_SCAN_MAX
-                )
-                entries = more or entries
-            plans.append((pid, record, *snapshot_of(entries)))
-        # the cache starts with the newest durable events before the snapshot, so a
-        # client resuming from the recent past is served from memory at once
-        prefill = min(self.rc.cache_events, PREFILL)
-        history: list[list] = [[] for _ in plans]
-        if prefill:
-            pipe = self.redis.pipeline(transaction=False)
-            for pid, _record, _snap, start, _top in plans:
-                key = ST.durable_key(self.prefix, pid)
-                pipe.xrevrange(key, ST.after(start), "-", count=prefill)
-            found = await pipe.execute()
-            history = [self._rows(pid, reversed(f)) for (pid, *_), f in zip(plans, found)]
-        for (pid, record, snapshot, start, top), rows in zip(plans, history):
-            self._add(pid, record, snapshot, start, top, rows)
+    def _reinstalled(self, pid: str, record: dict) -> None:
+        """The printer's plugin was reinstalled: its seqs started again, below what
+        this hub relayed. Its clients get printer:resync, then everything of the new
+        install from its live stream's start (about a minute: the poll finds a new
+        instance within seconds), never silence."""
+        printer = self.printers[pid]
+        printer.instance = record.get("instance") or ""
+        printer.cursor = 0
+        printer.epoch += 1  # a reader drops what it read of the old install
+        self.events.on_reinstalled(pid, record, 0, [])
 
-    def _add(
-        self, pid: str, record: dict, snapshot: list, start: int, top: int, rows: list
-    ) -> None:
-        printer = self.printers[pid] = _Printer(pid, start)
-        self.events.on_printer(pid, record, start, rows)
-        for entry_id, fields in reversed(snapshot):
-            self._entry(printer, entry_id, fields, group=0)
-        printer.cursor = max(printer.cursor, top)
+    def _add(self, start: Start) -> None:
+        pid = start.pid
+        instance = start.record.get("instance") or ""
+        printer = self.printers[pid] = _Printer(pid, start.after, instance)
+        self.events.on_printer(pid, start.record, start.after, start.history)
+        for entry_id, fields in reversed(start.snapshot):
+            self._entry(printer, entry_id, fields, group=0, live=False)
+        printer.cursor = max(printer.cursor, start.top)
         group = self.groups.add(pid)
         self._keys[ST.live_key(self.prefix, pid).encode()] = pid
         _logger.info(
-            "Printer %s registered (%s %s), relaying after seq %s",
+            "Printer %s registered (%s %s, instance %s), relaying after seq %s",
             pid,
-            record.get("name"),
-            record.get("version"),
-            start,
+            start.record.get("name"),
+            start.record.get("version"),
+            instance,
+            start.after,
         )
         self.events.on_synced(pid)
         if self._read_once.is_set():
@@ -332,52 +329,18 @@ class RedisSource:
             )
         return rows
 
-    # ~~ the readers
+    # ~~ the readers (redis_read.py)
 
     def _ensure_reader(self, group: int) -> None:
         while len(self._readers) <= group:
-            index = len(self._readers)
-            self._readers.append(asyncio.ensure_future(self._read_loop(index)))
+            reader = Reader(self, len(self._readers))
+            self._readers.append(asyncio.ensure_future(reader.run()))
 
-    async def _read_loop(self, group: int) -> None:
-        backoff = Backoff(cap=RECONNECT_CAP_S)
-        announce = ST.announce_key(self.prefix)
-        while True:
-            pids = self.groups.groups[group]
-            streams = {
-                ST.live_key(self.prefix, p): ST.after(self.printers[p].cursor)
-                for p in pids
-            }
-            if group == 0:
-                streams[announce] = self._announce or "0-0"
-            if not streams:
-                await asyncio.sleep(POLL_S)
-                continue
-            try:
-                found = await self.redis.xread(
-                    streams, count=READ_COUNT, block=self.rc.block_ms
-                )
-            except asyncio.CancelledError:
-                raise
-            except DOWN as exc:
-                self._down(exc)
-                await asyncio.sleep(backoff.next_delay())
-                continue
-            self.reads += 1
-            backoff.attempts = 0
-            self._up()
-            for key, entries in found or []:
-                if text(key) == announce:
-                    self._announce = text(entries[-1][0])
-                    self._wake.set()  # a printer registered: read the registry now
-                    continue
-                printer = self.printers.get(self._keys.get(as_bytes(key), ""))
-                if printer is None:
-                    continue
-                for entry_id, fields in entries:
-                    self._entry(printer, entry_id, fields, group)
-
-    def _entry(self, printer: _Printer, entry_id: Any, fields: Any, group: int) -> None:
+    def _entry(
+        self, printer: _Printer, entry_id: Any, fields: Any, group: int, live: bool = True
+    ) -> None:
+        """One entry relayed. ``live``: read as it came (a snapshot read back at a
+        printer's start is not news of the printer being there)."""
         try:
             seq = ST.seq_of(entry_id)
         except ST.StreamError as exc:
@@ -394,10 +357,16 @@ class RedisSource:
         ts = entry.payload.get("ts")
         if isinstance(ts, int):
             self.last_ts[group] = ts
-        self.events.on_message(printer.pid, entry.event, entry.payload)
+        self.events.on_message(printer.pid, entry.event, entry.payload, live)
 
     def _skip(self, key: Any, why: str) -> None:
         self.skipped += 1
         held = self.throttle.check(key)
         if held is not None:
             _logger.warning("Skipped %s: %s (%d more like it held back)", key, why, held)
+
+
+def reinstalled_as(known: str, record: dict) -> bool:
+    """A registry record naming another install than the one relayed."""
+    instance = record.get("instance")
+    return bool(known and isinstance(instance, str) and instance and instance != known)

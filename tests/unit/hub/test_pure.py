@@ -119,6 +119,8 @@ def test_liveness_stale_then_offline_then_online():
     live = Liveness(stale_after=5, offline_after=10)
     assert live.state(0) == OFFLINE  # never connected
     live.up(0)
+    assert live.state(0.5) == STALE  # linked, nothing came yet
+    live.message(1)
     assert live.state(1) == ONLINE
     live.message(4)
     assert live.state(8.9) == ONLINE and live.state(9.1) == STALE  # silent
@@ -128,7 +130,9 @@ def test_liveness_stale_then_offline_then_online():
     live.connect_failed(12)
     assert live.state(12) == OFFLINE
     live.up(30)
-    assert live.state(30) == ONLINE
+    assert live.state(30) == STALE
+    live.message(30.5)
+    assert live.state(30.5) == ONLINE
 
 
 def test_liveness_offline_after_a_long_cut_without_a_failure():

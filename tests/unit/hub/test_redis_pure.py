@@ -142,8 +142,23 @@ def test_redis_link_liveness_stale_then_offline_then_online():
     live.down(6.0)  # Redis went away
     assert live.state(7.0) == STALE
     assert live.state(12.5) == OFFLINE
-    live.up(13.0)
-    assert live.state(13.1) == ONLINE
+    live.up(13.0)  # Redis is back: the printer's publisher may not be yet
+    assert live.state(13.1) == STALE
+    live.message(14.0)  # something flows from it
+    assert live.state(14.1) == ONLINE
+
+
+def test_what_came_before_the_link_dropped_does_not_make_it_online():
+    live = Liveness(stale_after=3, offline_after=6)
+    live.up(0.0)
+    live.message(1.0)
+    live.down(1.5)
+    live.up(2.0)  # back within stale_after of the last message: not online yet
+    assert live.state(2.1) == STALE
+    live.down(3.0)
+    live.message(3.5)  # flowed while the registry still had it down (the readers
+    live.up(4.0)  # came back before the poller): it counts
+    assert live.state(4.1) == ONLINE
 
 
 # ~~ the replay source
@@ -322,3 +337,25 @@ def test_a_heartbeat_that_moves_on_keeps_a_quiet_printer_fresh():
     assert names == ["on_link", "on_heartbeat", "on_link", "on_connect_failed"], names
     assert events.calls[0] == ("on_link", "p0", True)
     assert events.calls[2] == ("on_link", "p0", False)
+
+
+def test_a_mirror_reset_is_empty_as_new():
+    from octoprint_fluxprint.core.mirror import EventMirror
+
+    m = EventMirror(max_events=2)
+    for seq in (5, 6, 7):
+        m.append(seq, "printer:job_started", {"seq": seq}, 0)
+    assert m.horizon() == 5 and m.last_seq() == 7
+    m.reset()  # the plugin reinstalled: its seqs start again
+    assert (m.count(), m.horizon(), m.last_seq(), m.oldest_seq()) == (0, 0, 0, None)
+    assert m.append(1, "printer:job_started", {"seq": 1}, 0)
+    assert [r.seq for r in m.read_since(0)] == [1]
+
+
+def test_a_record_of_another_install_is_a_reinstall():
+    from octoprint_fluxprint.hub.sources.redis import reinstalled_as
+
+    assert reinstalled_as("a", {"instance": "b"})
+    assert not reinstalled_as("a", {"instance": "a"})
+    assert not reinstalled_as("", {"instance": "b"})  # nothing known yet
+    assert not reinstalled_as("a", {})  # a record without one says nothing

@@ -112,3 +112,54 @@ def test_minid_ring_answers_the_seq_published_retention_ago():
     assert ring.minid(70.0) == 100  # asked again: the same, never lower
     assert ring.minid(119.0) == 590
     assert len(ring) <= 62  # bounded by retention / step
+
+
+def test_a_pending_durable_event_holds_back_what_follows_until_its_commit():
+    q = FarmQueue(10)
+    q.put(TEMP, msg(1))
+    q.put(JOB, msg(2), pending=True)
+    q.put(TEMP, msg(3))
+    assert q.ready()
+    assert seqs(q.pop_many(10)) == [1]
+    assert not q.ready() and q.pop_many(10) == [] and len(q) == 2
+    assert q.wait(0.0) is False
+    q.commit(1)  # below it: still waiting
+    assert q.pop_many(10) == []
+    q.commit(2)
+    assert q.wait(0.0) is True
+    assert seqs(q.pop_many(10)) == [2, 3]
+
+
+def test_a_commit_before_the_put_and_telemetry_is_never_pending():
+    q = FarmQueue(10)
+    q.commit(5)
+    q.put(JOB, msg(4), pending=True)  # committed already (the writer was quicker)
+    q.put(TEMP, msg(6), pending=True)  # telemetry waits for nothing
+    assert seqs(q.pop_many(10)) == [4, 6]
+
+
+def test_merge_takes_pending_items_the_log_already_holds():
+    q = FarmQueue(10)
+    q.put(TEMP, msg(1))
+    q.put(JOB, msg(2), pending=True)
+    q.put(JOB, msg(5), pending=True)
+    log = [Item(2, JOB, msg(2), True, -1.0), Item(3, JOB, msg(3), True, -1.0)]
+    out = list(merge(log, q))
+    assert seqs(out) == [1, 2, 3] and out[1].at == -1.0
+    assert len(q) == 1 and not q.ready()  # 5: not in the log yet, still pending
+
+
+def test_wake_ends_a_wait_with_only_pending_items():
+    import threading
+
+    q = FarmQueue(10)
+    q.put(JOB, msg(1), pending=True)
+    done = []
+    t = threading.Thread(target=lambda: done.append(q.wait(5.0)))
+    t.start()
+    for _ in range(100):  # until the thread is in its wait
+        q.wake()
+        t.join(0.02)
+        if done:
+            break
+    assert done == [False]

@@ -217,3 +217,108 @@ def test_a_redis_restarted_between_writes_is_checked_before_the_next_write(
         assert pub.state in ("up", "connecting")
     finally:
         pub.stop(5)
+
+
+def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_the_belief_outlives_a_restart_and_finds_a_rollback_made_while_down(
+    redis_server, redis_db, eventlog, tmp_path
+):
+    folder = str(tmp_path / "data")
+    os.makedirs(folder)
+    log_durable(eventlog, range(1, 7))
+    first = publisher(redis_server, eventlog, folder=folder)
+    first.start()
+    wait_until(lambda: first.written_durable == 6)
+    assert first.stop(5)  # OctoPrint stops; the belief is on disk
+    # while it is down, Redis comes back from a snapshot that had only 1..3
+    redis_db.delete("fluxprint:p1:live", "fluxprint:p1:durable")
+    for seq in (1, 2, 3):
+        fields = streams.encode(JOB, msg(seq))
+        redis_db.xadd("fluxprint:p1:durable", fields, id=streams.entry_id(seq))
+    second = publisher(redis_server, eventlog, folder=folder)
+    second.start()
+    try:
+        wait_until(lambda: second.state == "up")
+        assert second.snapshot_rollbacks == 1 and second.redis_top == 3
+        assert ids(redis_db, "fluxprint:p1:durable") == [1, 2, 3, 4, 5, 6]
+    finally:
+        assert second.stop(5)
+    # a publisher without the belief (memory only) would not have known
+    third = publisher(redis_server, eventlog)
+    redis_db.delete("fluxprint:p1:durable")
+    third._on_connect(redis_db)
+    assert third.snapshot_rollbacks == 0
+
+
+def test_the_belief_is_per_redis_and_never_holds_credentials(tmp_path):
+    from octoprint_fluxprint.store.farmbelief import Belief, redis_key
+
+    a = redis_key("redis://user:secret@h:6379/0", "fluxprint", "p1")
+    assert "secret" not in a and "user" not in a and "h:6379" in a
+    Belief(str(tmp_path), a).set(42)
+    assert Belief(str(tmp_path), a).load() == 42
+    assert (
+        Belief(str(tmp_path), redis_key("redis://other/0", "fluxprint", "p1")).load() == 0
+    )
+    (tmp_path / "redis_belief.json").write_text("not json")
+    assert Belief(str(tmp_path), a).load() == 0  # unreadable: nothing is assumed
+
+
+def test_another_installs_streams_are_replaced_not_silently_refused(
+    redis_server, redis_db, eventlog
+):
+    """A reinstall with a new log: its seqs start again below the old streams' tops,
+    where every XADD would be refused as a duplicate."""
+    for seq in range(100, 106):
+        fields = streams.encode(JOB, msg(seq))
+        redis_db.xadd("fluxprint:p1:live", fields, id=streams.entry_id(seq))
+        redis_db.xadd("fluxprint:p1:durable", fields, id=streams.entry_id(seq))
+    old = streams.registry_record("p1", "p1", "1.0", "old-install", 1, 105)
+    redis_db.hset("fluxprint:printers", "p1", old)
+    log_durable(eventlog, [1, 2, 3])
+    pub = publisher(redis_server, eventlog, instance="new-install")
+    pub._on_connect(redis_db)
+    assert pub.takeovers == 1 and pub.snapshot_rollbacks == 0
+    assert ids(redis_db, "fluxprint:p1:durable") == [1, 2, 3]
+    assert ids(redis_db, "fluxprint:p1:live") == [1, 2, 3]
+    record = streams.parse_registry(redis_db.hget("fluxprint:printers", "p1"))
+    assert record["instance"] == "new-install"
+    pub._write(redis_db, [make_item(TEMP, msg(4))])
+    assert ids(redis_db, "fluxprint:p1:live") == [1, 2, 3, 4] and pub.skipped == 0
+    # its own record on a reconnect: nothing is replaced
+    pub._on_connect(redis_db)
+    assert pub.takeovers == 1 and ids(redis_db, "fluxprint:p1:durable") == [1, 2, 3]
+
+
+def test_the_durable_stream_has_its_own_cap_below_the_log(
+    redis_server, redis_db, eventlog
+):
+    log_durable(eventlog, range(1, 501))
+    pub = publisher(redis_server, eventlog, durable_max=100)
+    pub._on_connect(redis_db)
+    # the back-fill writes the newest 100 only
+    assert pub.backfilled == 100
+    assert ids(redis_db, "fluxprint:p1:durable") == list(range(401, 501))
+    for seq in range(501, 801):
+        pub._write(redis_db, [make_item(JOB, msg(seq))])
+    kept = ids(redis_db, "fluxprint:p1:durable")
+    # MAXLEN ~ trims whole nodes: at least the cap, never the whole log
+    assert kept[-1] == 800 and 100 <= len(kept) < 300, len(kept)
+
+
+def test_last_error_is_shown_only_while_the_link_is_down():
+    pub = Publisher(f"redis://127.0.0.1:{free_port()}/0", "p1")
+    pub._failed(ConnectionError("refused"))
+    stats = pub.stats()
+    assert stats["state"] == "down" and "refused" in stats["last_error"]
+    at = stats["last_error_at"]
+    assert isinstance(at, int) and abs(at - time.time() * 1000) < 60_000
+    pub.state = "up"
+    stats = pub.stats()
+    assert stats["last_error"] is None and stats["last_error_at"] == at
