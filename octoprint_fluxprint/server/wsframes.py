@@ -110,13 +110,22 @@ class BroadcastPacket(eio_packet.Packet):
 
 
 def broadcast_packet(
-    encoded: str, private: bool = False, shared: Optional[bytes] = None
+    encoded: str,
+    private: bool = False,
+    shared: Optional[bytes] = None,
+    like: Optional[FrameText] = None,
 ) -> eio_packet.Packet:
     """The Engine.IO MESSAGE packet for one Socket.IO packet sent to many clients
-    (``private``: to one; ``shared``: a deflate_shared stream's body for it)."""
+    (``private``: to one; ``shared``: a deflate_shared stream's body for it;
+    ``like``: the same message's frame text, whose cached forms it reuses)."""
     pkt = BroadcastPacket(eio_packet.MESSAGE, encoded)
     pkt.private = private
     pkt.shared = shared
+    if like is not None:
+        text = pkt.encode()
+        for name in ("_utf8", "_deflated", "_frames"):
+            if name in like.__dict__:
+                setattr(text, name, like.__dict__[name])
     return pkt
 
 

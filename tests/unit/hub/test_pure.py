@@ -169,3 +169,27 @@ def test_subscribe_request_takes_printers_and_cursors():
     assert S.parse_client_payload(S.SubscribeRequest, {"since": 4}).since == 4
     with pytest.raises(S.ClientError):
         S.parse_client_payload(S.SubscribeRequest, {"since": {"a": "x"}})
+
+
+def test_a_cohort_in_the_rooms_serves_its_clients_statuses_owed():
+    """Clients are in the rooms through their cohort (server/cohorts.py): a status
+    owed after a replay goes through the cohort's status room, or straight to the
+    client when its cohort's room did not take it."""
+    _clock, sink, state = make()
+    cohort_of = {"x": "C", "y": "D"}
+    state.subscriber_of = lambda sid: cohort_of.get(sid, sid)
+    state.place("C", channels=S.CHANNELS, requested={})
+    state.place("D", channels=["jobs"], requested={})  # no status room
+    assert state.joined("C") == [(S.EV_STATUS, state.add_status())]
+    state.after_replay("x")
+    state.after_replay("y")
+    sink.sent.clear()
+    state.on_payload(
+        S.EV_STATUS,
+        payload(4, state={}, temperature={}, job={}, progress={}, connection={}),
+    )
+    rooms = [(room, p["seq"]) for _e, p, room, _t in sink.sent]
+    assert ("status@0", 4) in rooms  # x gets it through C's room
+    assert ("@y", 4) in rooms and ("@x", 4) not in rooms
+    state.remove_client("C")
+    assert "C" not in state.subs and not sink.rooms.get("status@0")
