@@ -197,7 +197,7 @@ class Cohort:
                 owner.send_batch(self, go, items, self.stream, now)
         for m in special:
             lane = m.lane
-            if lane:
+            if lane and now >= m.not_before:
                 verdict = owner.tick_verdict(m)
                 if verdict is Action.SEND:
                     owner.send_batch(self, [m], lane.take(MAX_ITEMS), None, now)

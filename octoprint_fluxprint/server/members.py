@@ -23,6 +23,7 @@ class Member:
         "lane",
         "link",
         "masked",
+        "not_before",
         "seen",
         "sessions",
         "shared_ok",
@@ -42,6 +43,9 @@ class Member:
         self.gen = self.seen = 0  # where it is in its cohort's deflate stream
         self.shared_ok = False
         self.kernel_queued = 0  # bytes in the kernel's send queue (budget tick)
+        # batched: no tick of its own before this (it moved from another cohort's
+        # ticks: at most one batch per tick for the client too)
+        self.not_before = 0.0
 
     @property
     def special(self) -> bool:
@@ -77,7 +81,7 @@ class Replays:
     def pop(self, key: tuple[str, str], default: Any = None) -> Any:
         session = self._all.pop(key, default)
         m = self.cohorts.members.get(key[0])
-        if m is not None and m.sessions.get(key[1]) is session:
+        if m is not None and session is not None and m.sessions.get(key[1]) is session:
             del m.sessions[key[1]]
             if m.cohort is not None:
                 m.cohort.settle(m)

@@ -65,6 +65,8 @@ class Membership:
             return
         old = m.cohort
         carry = old.pending(m)
+        last = old.ticker.last if old.tick is not None else None
+        m.not_before = 0.0 if last is None else last + view.batch / 1000.0
         new = self._cohort(view)  # in its rooms before the old one leaves them
         old.remove(m)
         if not old.members:
