@@ -67,10 +67,16 @@ class Cohort:
         self.tick: Optional[TickBuffer] = TickBuffer() if view.batch else None
         self.ticker = Ticker(self.batch)
         self.timer: Any = None
+        # single events: this loop turn's messages for the members that need no
+        # look per message, written at the end of the turn (one write per client)
+        self.turn: list[Any] = []
 
-    # ~~ members
+    # ~~ members (a change first writes the loop turn's messages: to those who
+    # were members when they came)
 
     def add(self, m: Member) -> None:
+        if self.turn:
+            self.flush_turn()
         m.cohort = self
         m.gen = m.seen = 0  # not on this stream yet
         self.members[m.sid] = m
@@ -82,6 +88,8 @@ class Cohort:
             self.special.add(m)
 
     def remove(self, m: Member) -> None:
+        if self.turn:
+            self.flush_turn()
         if self.members.pop(m.sid, None) is not None:
             self.everyone = list(self.members.values())
         self.special.discard(m)
@@ -100,6 +108,8 @@ class Cohort:
         its own tick from here: what the cohort's tick holds so far."""
         if m in self.special:
             return
+        if self.turn:
+            self.flush_turn()
         if self.tick is not None and m.lane is None:
             m.lane = TickBuffer()
             m.lane.extend(self.tick.items())
@@ -107,7 +117,9 @@ class Cohort:
 
     def settle(self, m: Member) -> None:
         """``m`` may need no look per message any more."""
-        if not m.special:
+        if not m.special and m in self.special:
+            if self.turn:
+                self.flush_turn()
             self.special.discard(m)
 
     # ~~ a message from a room (after the delivery's outbox)
@@ -135,16 +147,18 @@ class Cohort:
     def offer(self, out: Any) -> None:
         special = self.special
         if self.tick is None:
-            if special:
+            if special:  # one by one, at once
                 go = [
                     m
-                    for m in self.everyone
-                    if m not in special
-                    or self.accepts(m, out.feed, out.event, out.payload)
+                    for m in special
+                    if self.accepts(m, out.feed, out.event, out.payload)
                 ]
-            else:
-                go = self.everyone
-            self.owner.deliver(self, out, go)
+                if go:
+                    self.owner.deliver(self, [out], go)
+            if len(special) < len(self.members):
+                if not self.turn:
+                    self.owner.later(self)
+                self.turn.append(out)
             return
         item = out.item()
         self.tick.add(item)
@@ -160,6 +174,13 @@ class Cohort:
         assert m.lane is not None
         m.lane.add(item)
         self.arm()
+
+    def flush_turn(self) -> None:
+        outs, self.turn = self.turn, []
+        if outs:
+            special = self.special
+            normal = [m for m in self.everyone if m not in special]
+            self.owner.deliver(self, outs, normal)
 
     # ~~ ticks
 
@@ -225,6 +246,7 @@ class Cohorts:
         self.members: dict[str, Member] = {}
         self.in_room: dict[str, list[Cohort]] = {}
         self._ids = itertools.count(1)
+        self._turns: list[Cohort] = []  # cohorts with messages for the end of the turn
         self.seam_duplicates = 0
         self.messages_out = 0
         self.bytes_out = 0
@@ -267,36 +289,38 @@ class Cohorts:
 
     # ~~ budgets and writes (for the cohorts)
 
-    def deliver(self, cohort: Cohort, out: Any, members: list[Member]) -> None:
-        """One single event to the members of a cohort that get it now."""
+    def later(self, cohort: Cohort) -> None:
+        """``cohort`` has messages for the end of this loop turn."""
+        if not self._turns:
+            asyncio.get_running_loop().call_soon(self._end_of_turn)
+        self._turns.append(cohort)
+
+    def _end_of_turn(self) -> None:
+        turns, self._turns = self._turns, []
+        for cohort in turns:
+            cohort.flush_turn()
+
+    def deliver(self, cohort: Cohort, outs: list, members: list[Member]) -> None:
+        """Single events to members of a cohort, in order."""
         if not members:
             return
         started, started_cpu = time.perf_counter(), time.thread_time()
         writer = self.writer
-        durable = out.event in DURABLE_EVENTS
-        go: list[Member] = []
-        for m in members:
-            link = m.link
-            if link is None or link.mode == QUEUE:
-                link = writer.link(m)
-                if link is None:
-                    continue  # gone
-            if writer.clear(m, link):
-                go.append(m)
-                continue
+
+        def gate(m: Member, link: Any, out: Any) -> bool:
+            # something queued for it, or over budget: its budget decides
             messages, nbytes = writer.measure(m, link)
+            durable = out.event in DURABLE_EVENTS
             verdict = m.budget.offer(out.event, out.payload, durable, messages, nbytes)
-            if verdict.action is Action.SEND:
-                go.append(m)
-            elif verdict.action is Action.DISCONNECT:
+            if verdict.action is Action.DISCONNECT:
                 self.drop(m.sid, verdict.reason or "too slow")
-        if go:
-            pkt = out.packet()
-            count = writer.send(go, pkt, out.encoded, cohort.stream, time.monotonic())
-            self.messages_out += count
-            self.bytes_out += count * len(out.encoded)
+            return verdict.action is Action.SEND
+
+        count = writer.send(members, outs, cohort.stream, time.monotonic(), gate)
+        self.messages_out += count
+        self.bytes_out += count * sum(len(o.encoded) for o in outs) // len(outs)
         self.on_fanout(
-            time.perf_counter() - started, len(go), time.thread_time() - started_cpu
+            time.perf_counter() - started, count, time.thread_time() - started_cpu
         )
 
     def tick_verdict(self, m: Member) -> Action:
@@ -327,7 +351,7 @@ class Cohorts:
         encoded = encode_event(
             S.EV_BATCH, batch_json(ts, ((i.event, item_json(i)) for i in items))
         )
-        count = self.writer.send(members, broadcast_packet(encoded), encoded, stream, now)
+        count = self.writer.send(members, [Built(encoded)], stream, now)
         self.messages_out += count
         self.bytes_out += count * len(encoded)
         self.batches_out += count
@@ -368,3 +392,16 @@ def item_json(item: Item) -> str:
     if item.json is None:
         item.json = json.dumps(item.payload, separators=(",", ":"))
     return item.json
+
+
+class Built:
+    """A message built here (a batch), as ``Writer.send`` takes it."""
+
+    __slots__ = ("_pkt", "encoded")
+
+    def __init__(self, encoded: str):
+        self.encoded = encoded
+        self._pkt = broadcast_packet(encoded)
+
+    def packet(self) -> Any:
+        return self._pkt

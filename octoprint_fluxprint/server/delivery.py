@@ -241,6 +241,8 @@ class Delivery:
         if cohort is not None and cohort.tick is not None and event in BATCHED:
             cohort.own(m, Item(feed, event, payload))
             return
+        if cohort is not None and cohort.turn:
+            cohort.flush_turn()  # the loop turn's broadcasts go first
         link = self.writer.link(m)
         if link is None:
             return

@@ -1,5 +1,5 @@
 """The fan-out: one frame, built and compressed once, written to many clients with
-one ``send()`` each.
+one ``send()`` each, or fewer.
 
 Each client of a cohort (server/cohorts.py) keeps a ``Link``: its engine.io socket,
 its websocket and the TCP socket under it, and how its frames are written, found
@@ -7,8 +7,12 @@ once when its websocket is up instead of per message. Per message and client wha
 is left is a few attribute checks and the write:
 
 - nothing queued anywhere for it (engine.io's queue, tornado's write buffer) and
-  under its budget (core/budget.py, ``clear``): the frame goes straight to the
-  kernel (``socket.send``), the rest of a partial send to tornado's buffer;
+  under its budget (core/budget.py, ``clear``): the frame is *corked*: it goes
+  straight to the kernel at the end of the loop turn (``socket.send``), with every
+  other frame the client got in the same turn (a busy loop handles several
+  messages per turn: one system call for all of them, each still its own
+  websocket frame); the rest of a partial send goes to tornado's buffer, and any
+  other write to the client sends the corked frames first (``wsframes.uncork``);
 - otherwise the old path: the budget decides (hold telemetry, disconnect), and the
   packet takes engine.io's queue (polling, upgrading, something queued) or tornado's
   buffer, so a client's frames stay in order.
@@ -20,7 +24,8 @@ on its own otherwise, until the stream's next sync point.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import asyncio
+from typing import Any, Callable, Optional
 
 from tornado.iostream import IOStream
 
@@ -57,6 +62,10 @@ class Link:
         if type(stream) is IOStream and hasattr(stream, "_write_buffer"):
             self.stream = stream
             self.raw = stream.socket
+            # every frame is a whole message, written once: no Nagle delay (a small
+            # frame would wait for the peer's delayed ACK of the one before)
+            stream.set_nodelay(True)
+            conn._fp_corked = None
         else:
             self.mode = TORNADO  # TLS or an unknown stream: tornado writes
 
@@ -75,8 +84,10 @@ class Writer:
     def __init__(self, sio: Any, sessions: Any):
         self.sio = sio
         self.sessions = sessions
-        self.direct_writes = 0
+        self.direct_writes = 0  # frames to the kernel without engine.io's queue
         self.queued_writes = 0
+        self.sends = 0  # system calls that wrote corked frames
+        self._corked: list[Any] = []  # connections with corked frames
 
     def link(self, member: Any) -> Optional[Link]:
         """The client's link, found once its websocket is up (None: gone)."""
@@ -108,39 +119,94 @@ class Writer:
     def send(
         self,
         members: list,
-        pkt: Any,
-        encoded: str,
+        outs: list,
         stream: Optional[CohortStream],
         now: float,
+        gate: Callable[[Any, Link, Any], bool] = lambda m, link, out: True,
     ) -> int:
-        """One message to ``members`` (their links found, their budgets passed):
-        the stream's frame to the synced deflate_shared ones, the message on its own
-        to the others. Returns how many writes were made."""
-        text = pkt.encode()
-        shared_pkt = shared_frame = None
-        if stream is not None:
-            on_stream = [m for m in members if m.link.mode == SHARED]
-            body = stream.body(text.utf8(), on_stream, now) if on_stream else None
-            if body is not None:
-                shared_pkt = wsframes.broadcast_packet(encoded, shared=body, like=text)
-                shared_frame = shared_pkt.encode().shared
-        written = 0
-        write = self.write
+        """Messages ``outs`` (each with ``packet()`` and ``encoded``), in order, to
+        ``members``: a client that is clear gets them all in one write (corked, one
+        system call a loop turn), the stream's frames if it is synced to the
+        cohort's deflate_shared stream, each message compressed on its own if not.
+        A client with something queued or over its budget gets them one by one,
+        each through ``gate`` (its budget: whether it gets that one now). Returns
+        the messages written, summed over the clients."""
+        fast: list = []  # clear: corked straight away
+        slow: list = []  # one by one through write(): engine.io's queue, tornado's
         for m in members:
             link = m.link
-            mode = link.mode
-            if mode == SHARED:
-                if shared_pkt is not None and m.shared_ok:
-                    ok = write(link, shared_pkt, shared_frame)
-                else:
-                    ok = write(link, pkt, text.frame(True))
-            elif mode == FRAMES:
-                ok = write(link, pkt, text.frame(link.deflate))
+            if link is None or link.mode == QUEUE:
+                link = self.link(m)
+                if link is None:
+                    continue  # gone
+            st = link.stream
+            b = m.budget
+            if (
+                st is not None
+                and not st._write_buffer._size
+                and not st._write_futures
+                and not link.sock.queue._unfinished_tasks
+                and b.over_since is None
+                and not b.held
+                and b.disconnect_reason is None
+                and m.kernel_queued <= b.limits.max_bytes
+            ):
+                fast.append(m)
             else:
-                ok = write(link, pkt, None)
-            if ok:
-                written += 1
-                m.info.messages += 1
+                slow.append(m)
+        pkts = [o.packet() for o in outs]
+        texts = [p.encode() for p in pkts]
+        k = len(outs)
+        written = 0
+        if fast:
+            shared = None
+            if stream is not None:
+                on_stream = [m for m in fast if m.link.mode == SHARED]
+                if on_stream:
+                    bodies = stream.bodies([t.utf8() for t in texts], on_stream, now)
+                    if bodies is not None:
+                        shared = b"".join(wsframes.shared_frame(b) for b in bodies)
+            alone = {}  # deflate or not -> the messages' own frames, joined
+            corked = self._corked
+            armed = bool(corked)
+            for m in fast:
+                link = m.link
+                sock, conn = link.sock, link.conn
+                if sock.closed or sock.closing or conn.server_terminated:
+                    continue
+                if link.mode == SHARED and shared is not None and m.shared_ok:
+                    data = shared
+                else:
+                    flag = link.deflate
+                    data = alone.get(flag)
+                    if data is None:
+                        data = alone[flag] = b"".join(t.frame(flag) for t in texts)
+                pending = conn._fp_corked
+                if pending is None:
+                    conn._fp_corked = [data]
+                    corked.append(conn)
+                else:
+                    pending.append(data)
+                m.info.messages += k
+                written += k
+            if corked and not armed:
+                asyncio.get_running_loop().call_soon(self.uncork)
+            self.direct_writes += written
+        write = self.write
+        for m in slow:
+            link = m.link
+            for pkt, text, out in zip(pkts, texts, outs):
+                if not gate(m, link, out):
+                    continue
+                if link.mode == SHARED:
+                    ok = write(link, pkt, text.frame(True))
+                elif link.mode == FRAMES:
+                    ok = write(link, pkt, text.frame(link.deflate))
+                else:
+                    ok = write(link, pkt, None)
+                if ok:
+                    written += 1
+                    m.info.messages += 1
         return written
 
     def write_private(self, link: Link, pkt: Any) -> bool:
@@ -159,7 +225,10 @@ class Writer:
         sock = link.sock
         if sock.closed or sock.closing:
             return False
+        conn = link.conn
         if link.mode == QUEUE or sock.queue._unfinished_tasks or frame is None:
+            if conn is not None and getattr(conn, "_fp_corked", None):
+                wsframes.uncork(conn)  # before anything written another way
             if link.mode == TORNADO and not sock.queue._unfinished_tasks:
                 try:
                     link.handler.write_message(pkt.encode())
@@ -170,22 +239,28 @@ class Writer:
             sock.queue.put_nowait(pkt)  # what AsyncSocket.send does, minus its await
             self.queued_writes += 1
             return True
-        conn = link.conn
         if conn.client_terminated or conn.server_terminated:
             return False
         stream = link.stream
         if stream._closed:
             return False
-        if stream._write_buffer._size or stream._write_futures or stream._connecting:
+        corked = conn._fp_corked
+        if corked is not None:
+            corked.append(frame)
+        elif stream._write_buffer._size or stream._write_futures or stream._connecting:
             stream.write(frame)  # behind what tornado holds
         else:
-            try:
-                sent = link.raw.send(frame)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                return False  # tornado's next write runs into it and closes
-            if sent < len(frame):
-                stream.write(memoryview(frame)[sent:])
+            conn._fp_corked = [frame]
+            if not self._corked:
+                asyncio.get_running_loop().call_soon(self.uncork)
+            self._corked.append(conn)
         self.direct_writes += 1
         return True
+
+    def uncork(self) -> None:
+        """The end of the loop turn: every corked frame to the kernel, one system
+        call per client."""
+        corked, self._corked = self._corked, []
+        for conn in corked:
+            if wsframes.uncork(conn):
+                self.sends += 1

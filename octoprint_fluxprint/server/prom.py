@@ -44,7 +44,7 @@ class EngineCollector:
         summary.add_metric(
             [self.host],
             count_value=fanout.get("broadcasts", 0),
-            sum_value=fanout.get("total_s", 0.0),
+            sum_value=fanout.get("total_ms", 0.0) / 1000.0,
         )
         yield summary
         counters = (

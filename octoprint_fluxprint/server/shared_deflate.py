@@ -67,6 +67,13 @@ class CohortStream:
         """The stream's frame body for ``data`` if any of ``members`` (the
         deflate_shared clients getting this message) can take it: those get
         ``shared_ok`` set, the others get the message compressed on its own."""
+        bodies = self.bodies([data], members, now)
+        return None if bodies is None else bodies[0]
+
+    def bodies(self, datas: list, members: list, now: float) -> Optional[list]:
+        """The stream's frame bodies for consecutive messages that all of
+        ``members`` get (one loop turn's): ``shared_ok`` for those that can take
+        them all; None when none can."""
         gen, n = self.gen, self.n
         waiting = synced = 0
         for m in members:
@@ -88,11 +95,15 @@ class CohortStream:
                 m.shared_ok = False
             return None
         c = self._compressor
-        body = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
-        self.n = n + 1
-        self.frames += 1
+        out = []
+        for data in datas:
+            body = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+            out.append(body[: -len(TAIL)] if body.endswith(TAIL) else body)
+        end = n + len(datas)
+        self.n = end
+        self.frames += len(datas)
         for m in members:
             ok = m.shared_ok = m.gen == gen and m.seen == n
             if ok:
-                m.seen = n + 1
-        return body[: -len(TAIL)] if body.endswith(TAIL) else body
+                m.seen = end
+        return out

@@ -86,6 +86,11 @@ class FrameText(str):
             return cache[deflate]
 
 
+def shared_frame(body: bytes) -> bytes:
+    """A deflate_shared stream's frame for ``body`` (RSV1 set, header included)."""
+    return _header(len(body), True) + body
+
+
 def _header(length: int, deflate: bool) -> bytes:
     first = 0x80 | _OPCODE_TEXT | (_RSV1 if deflate else 0)  # FIN, text
     if length < 126:
@@ -209,8 +214,10 @@ class FramesHandlerMixin:
         super().set_header(name, value)  # type: ignore[misc]
 
     def write_message(self, message: Any, binary: bool = False) -> Any:
+        conn = getattr(self, "ws_connection", None)
+        if conn is not None and getattr(conn, "_fp_corked", None):
+            uncork(conn)  # what the fan-out corked goes before this
         if isinstance(message, FrameText) and not binary:
-            conn = getattr(self, "ws_connection", None)
             if conn is not None and getattr(conn, "stream", None) is not None:
                 frame = None if conn.is_closing() else frame_for(conn, message)
                 if frame is not None:
@@ -286,6 +293,24 @@ def send_direct(sock: Any, handler: Any, pkt: Any) -> bool:
             handler.write_message(message)
     except Exception:  # closed meanwhile: engine.io's path notices and cleans up
         return False
+    return True
+
+
+def uncork(conn: Any) -> bool:
+    """Writes the frames the fan-out corked for a connection (server/fanout.py):
+    one ``send()`` for all of them when tornado holds nothing, tornado's buffer for
+    the rest. False: nothing was corked, or the stream is closed."""
+    frames = conn._fp_corked
+    conn._fp_corked = None
+    stream = getattr(conn, "stream", None)
+    if not frames or stream is None or stream.closed():
+        return False
+    data = frames[0] if len(frames) == 1 else b"".join(frames)
+    if not _send_now(stream, data):
+        try:
+            stream.write(data)
+        except Exception:  # closed meanwhile: tornado's own path notices
+            return False
     return True
 
 

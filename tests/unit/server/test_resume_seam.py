@@ -114,10 +114,12 @@ class FakeWriter:
         event, payload = json.loads(encoded[encoded.index(",") + 1 :])
         self.received.setdefault(sid, []).append((event, payload))
 
-    def send(self, members, pkt, encoded, stream, now) -> int:
+    def send(self, members, outs, stream, now, gate=None) -> int:
         for m in members:
-            self.record(m.sid, encoded)
-        return len(members)
+            for out in outs:
+                out.packet()
+                self.record(m.sid, out.encoded)
+        return len(members) * len(outs)
 
     def write_private(self, link: Any, pkt: Any) -> bool:
         self.record(link, pkt.data)
