@@ -290,9 +290,15 @@ class Cohorts:
     # ~~ budgets and writes (for the cohorts)
 
     def later(self, cohort: Cohort) -> None:
-        """``cohort`` has messages for the end of this loop turn."""
+        """``cohort`` has messages for the end of this loop turn (or, after a long
+        write, for when the writer's pace allows: ``Writer.uncork``)."""
         if not self._turns:
-            asyncio.get_running_loop().call_soon(self._end_of_turn)
+            wait = self.writer.pace_until - time.perf_counter()
+            loop = asyncio.get_running_loop()
+            if wait > 0:
+                loop.call_later(wait, self._end_of_turn)
+            else:
+                loop.call_soon(self._end_of_turn)
         self._turns.append(cohort)
 
     def _end_of_turn(self) -> None:

@@ -25,6 +25,7 @@ on its own otherwise, until the stream's next sync point.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, Callable, Optional
 
 from tornado.iostream import IOStream
@@ -87,6 +88,7 @@ class Writer:
         self.direct_writes = 0  # frames to the kernel without engine.io's queue
         self.queued_writes = 0
         self.sends = 0  # system calls that wrote corked frames
+        self.pace_until = 0.0  # perf_counter: no turn's messages before (uncork)
         self._corked: list[Any] = []  # connections with corked frames
 
     def link(self, member: Any) -> Optional[Link]:
@@ -259,8 +261,14 @@ class Writer:
 
     def uncork(self) -> None:
         """The end of the loop turn: every corked frame to the kernel, one system
-        call per client."""
+        call per client. Writing takes the loop for as long again before the next
+        turn's messages go (``pace_until``): a burst of messages arriving one by one
+        goes out in a few writes per client, not one each, and the loop stays free
+        for half the time whatever the load (at a few clients, microseconds)."""
+        started = time.perf_counter()
         corked, self._corked = self._corked, []
         for conn in corked:
             if wsframes.uncork(conn):
                 self.sends += 1
+        ended = time.perf_counter()
+        self.pace_until = ended + (ended - started)

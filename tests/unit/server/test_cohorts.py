@@ -37,6 +37,7 @@ class Writer:
     clients whose socket is not clear (their budget then decides)."""
 
     direct_writes = queued_writes = 0
+    pace_until = 0.0
 
     def __init__(self) -> None:
         self.frames: dict[str, list[tuple[str, Any]]] = {}

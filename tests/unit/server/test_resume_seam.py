@@ -97,6 +97,7 @@ class FakeWriter:
     """server/fanout.py's Writer, recording (event, payload) per client."""
 
     direct_writes = queued_writes = 0
+    pace_until = 0.0
 
     def __init__(self, received: dict[str, list[tuple[str, dict]]]):
         self.received = received
