@@ -64,7 +64,7 @@ class Profile(Strict):
     one_printer: bool = False  # entries name their printer; one unless listed
     # printer:batch every this many ms from the connect (0: single events), as a
     # client's printer:subscribe {batch} would ask; the client may change it
-    batch: int = 0
+    batch: int = Field(0, strict=True)
 
     _batch = field_validator("batch")(check_batch)
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import time
 from typing import Any, Callable, Optional
@@ -39,19 +38,13 @@ from ..core.replay import DURABLE_EVENTS
 from ..core.ticks import MAX_ITEMS, Item, TickBuffer, Ticker, batch_json
 from ..core.views import View
 from .clock import to_loop_time
-from .fanout import QUEUE, SHARED, Writer
+from .fanout import QUEUE, SHARED, Built, Writer, encode_event, item_json
 from .members import Member
 from .shared_deflate import CohortStream
-from .wsframes import broadcast_packet
 
 _logger = logging.getLogger(__name__)
 
 PREFIX = "~cohort:"  # a cohort's subscriber id: never a python-socketio sid
-
-
-def encode_event(event: str, payload_json: str) -> str:
-    """The Socket.IO EVENT packet, as python-socketio encodes it."""
-    return f'2{S.NAMESPACE},["{event}",{payload_json}]'
 
 
 class Cohort:
@@ -392,22 +385,3 @@ class Cohorts:
             synced += n
             pending += len(on) - n
         return {"streams": streams, "synced": synced, "pending": pending, "syncs": syncs}
-
-
-def item_json(item: Item) -> str:
-    if item.json is None:
-        item.json = json.dumps(item.payload, separators=(",", ":"))
-    return item.json
-
-
-class Built:
-    """A message built here (a batch), as ``Writer.send`` takes it."""
-
-    __slots__ = ("_pkt", "encoded")
-
-    def __init__(self, encoded: str):
-        self.encoded = encoded
-        self._pkt = broadcast_packet(encoded)
-
-    def packet(self) -> Any:
-        return self._pkt

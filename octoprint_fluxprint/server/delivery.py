@@ -27,8 +27,8 @@ from ..core.replay import DURABLE_EVENTS
 from ..core.ticks import Item
 from . import wsframes
 from .clock import to_loop_time
-from .cohorts import Cohorts, encode_event
-from .fanout import Writer
+from .cohorts import Cohorts
+from .fanout import Writer, encode_event
 from .members import Replays
 from .sessions import Sessions
 

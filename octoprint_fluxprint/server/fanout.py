@@ -25,11 +25,14 @@ on its own otherwise, until the stream's next sync point.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any, Callable, Optional
 
 from tornado.iostream import IOStream
 
+from ..core import schema as S
+from ..core.ticks import Item
 from . import wsframes
 from .shared_deflate import CohortStream
 
@@ -272,3 +275,27 @@ class Writer:
                 self.sends += 1
         ended = time.perf_counter()
         self.pace_until = ended + (ended - started)
+
+
+def encode_event(event: str, payload_json: str) -> str:
+    """The Socket.IO EVENT packet, as python-socketio encodes it."""
+    return f'2{S.NAMESPACE},["{event}",{payload_json}]'
+
+
+def item_json(item: Item) -> str:
+    if item.json is None:
+        item.json = json.dumps(item.payload, separators=(",", ":"))
+    return item.json
+
+
+class Built:
+    """A message built here (a batch), as ``Writer.send`` takes it."""
+
+    __slots__ = ("_pkt", "encoded")
+
+    def __init__(self, encoded: str):
+        self.encoded = encoded
+        self._pkt = wsframes.broadcast_packet(encoded)
+
+    def packet(self) -> Any:
+        return self._pkt

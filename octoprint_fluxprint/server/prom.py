@@ -56,6 +56,8 @@ class EngineCollector:
             ("replays", "Resumes answered by a replay"),
             ("replayed_events", "Durable events sent by replays"),
             ("resyncs", "Resumes answered by printer:resync"),
+            ("batches_out", "printer:batch frames written to clients"),
+            ("batch_items_out", "Printer updates in those batches, per client"),
         ):
             if name in counters:
                 metric = CounterMetricFamily(f"fluxprint_{name}", doc, labels=labels)

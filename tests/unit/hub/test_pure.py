@@ -193,3 +193,23 @@ def test_a_cohort_in_the_rooms_serves_its_clients_statuses_owed():
     assert ("@y", 4) in rooms and ("@x", 4) not in rooms
     state.remove_client("C")
     assert "C" not in state.subs and not sink.rooms.get("status@0")
+
+
+def test_a_profile_may_batch_its_clients_within_bounds():
+    from octoprint_fluxprint.hub import config as C
+    from octoprint_fluxprint.hub.identity import HubIdentity
+
+    base = {
+        "printers": [{"id": "mk4", "url": "http://o", "apikey": "k"}],
+        "auth": {"tokens": [{"name": "w", "sha256": "a" * 64, "profile": "wall"}]},
+    }
+    cfg = C.parse({**base, "profiles": {"wall": {"batch": 250}}}, env={})
+    assert cfg.profile("wall").batch == 250 and cfg.profile("dashboard").batch == 0
+    identity = HubIdentity(cfg)
+    assert identity.tokens[0][1].batch == 250 and identity.trusted.batch == 0
+    for bad in (20, 20_000, 2.5, "250"):
+        with pytest.raises(C.ConfigError) as err:
+            C.parse({**base, "profiles": {"wall": {"batch": bad}}}, env={})
+        assert str(err.value).startswith("profiles.wall.batch: ")
+    with pytest.raises(C.ConfigError, match="batch is 0 .single events. or 50 to 10000"):
+        C.parse({**base, "profiles": {"wall": {"batch": 20}}}, env={})
