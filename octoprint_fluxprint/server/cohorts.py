@@ -53,7 +53,6 @@ class Cohort:
         self.view = view
         self.owner = owner
         self.members: dict[str, Member] = {}
-        self.everyone: list[Member] = []  # the members, as a list (rebuilt on change)
         self.special: set[Member] = set()
         self.stream = CohortStream()
         self.batch = view.batch / 1000.0
@@ -73,7 +72,6 @@ class Cohort:
         m.cohort = self
         m.gen = m.seen = 0  # not on this stream yet
         self.members[m.sid] = m
-        self.everyone = list(self.members.values())
         if self.tick is not None and m.lane is None:
             # joined in the middle of a tick: nothing of the tick before it came
             m.lane = TickBuffer()
@@ -83,8 +81,7 @@ class Cohort:
     def remove(self, m: Member) -> None:
         if self.turn:
             self.flush_turn()
-        if self.members.pop(m.sid, None) is not None:
-            self.everyone = list(self.members.values())
+        self.members.pop(m.sid, None)
         self.special.discard(m)
         m.cohort = None
 
@@ -172,7 +169,7 @@ class Cohort:
         outs, self.turn = self.turn, []
         if outs:
             special = self.special
-            normal = [m for m in self.everyone if m not in special]
+            normal = [m for m in self.members.values() if m not in special]
             self.owner.deliver(self, outs, normal)
 
     # ~~ ticks
@@ -194,7 +191,7 @@ class Cohort:
         items = tick.take(MAX_ITEMS)
         special = list(self.special)
         if items:
-            normal = [m for m in self.everyone if m not in self.special]
+            normal = [m for m in self.members.values() if m not in self.special]
             go = []
             for m in normal:
                 verdict = owner.tick_verdict(m)
@@ -376,7 +373,9 @@ class Cohorts:
         for cohort in self.by_id.values():
             stream = cohort.stream
             on = [
-                m for m in cohort.everyone if m.link is not None and m.link.mode == SHARED
+                m
+                for m in cohort.members.values()
+                if m.link is not None and m.link.mode == SHARED
             ]
             if stream.gen:
                 streams += 1

@@ -228,7 +228,7 @@ class Delivery:
         if cohort is None:
             self.send_one(item.sid or "", item.event, item.payload, item.feed)
             return
-        for m in list(cohort.everyone):  # a cohort's own message (a delta base)
+        for m in list(cohort.members.values()):  # a cohort's own message (a delta base)
             self.send_one(m.sid, item.event, item.payload, item.feed)
 
     def send_one(self, sid: str, event: str, payload: dict, feed: str = "") -> None:
