@@ -190,13 +190,19 @@ def test_row_read_before_its_on_durable_hop_is_sent_once(join):
         job_started(state)  # seq N: queued for the writer, waiting in the outbox
         log.commit()  # committed; on_durable not called yet
         await resume(engine, "c", 0, join)
+        kept = ("c", "") in engine.delivery.replaying  # its seam is not past yet
         log.call_back()  # the writer's on_durable -> loop.add_callback(_durable)
         await asyncio.sleep(0.01)
-        return durable_seqs(received.get("c", [])), engine.delivery.seam_duplicates
+        member = engine.delivery.cohorts.members["c"]
+        # the outbox went past the seam: the session retired, the client is plain
+        retired = ("c", "") not in engine.delivery.replaying and not member.special
+        seqs = durable_seqs(received.get("c", []))
+        return seqs, engine.delivery.seam_duplicates, kept, retired
 
-    seqs, dropped = asyncio.run(scenario())
+    seqs, dropped, kept, retired = asyncio.run(scenario())
     assert seqs == sorted(set(seqs)), f"duplicate durable event: {seqs}"
     assert len(seqs) == 1 and dropped == 1
+    assert kept and retired
 
 
 @pytest.mark.parametrize("join", [True, False])
