@@ -15,12 +15,11 @@ and, with permessage-deflate, compress it again, per client. Here:
   parameters, the cached UTF-8 bytes where it does not compress. Anything else
   (per-client ``deflate``, other window sizes, plain strings) goes through tornado.
 
-- ``send_direct(sock, handler, pkt)`` is the broadcast path for websocket clients:
-  when engine.io holds nothing for the client it writes the cached frame (header
-  included, the same bytes for every client) with one ``send()`` on the socket,
-  skipping engine.io's per-socket queue and writer task and tornado's write buffer
-  and per-write future; otherwise the packet takes engine.io's queue, so a client's
-  stream stays in order.
+- ``uncork(conn)`` writes what the fan-out (server/fanout.py) corked for a
+  connection during a loop turn: one ``send()`` on the socket when tornado holds
+  nothing for it, skipping engine.io's per-socket queue and writer task and
+  tornado's write buffer and per-write future; ``write_message`` uncorks first, so
+  what engine.io writes later (acks, pings) stays behind it.
 
 tornado's private ``WebSocketProtocol13`` attributes ``_compressor``, ``stream``,
 ``_message_bytes_out``/``_wire_bytes_out`` and ``IOStream._write_buffer``/
@@ -260,40 +259,6 @@ def _write(conn: Any, message: FrameText, frame: bytes) -> Any:
             raise WebSocketClosedError() from None
 
     return asyncio.ensure_future(wrapper())
-
-
-def send_direct(sock: Any, handler: Any, pkt: Any) -> bool:
-    """Writes ``pkt`` to a websocket client at once, skipping engine.io's per-socket
-    queue and writer task (a ``Queue.get`` under ``asyncio.wait_for``, that is a task
-    and a timer, per message per client). False: use engine.io's queue instead.
-
-    Order is kept: the direct path is taken only when engine.io holds nothing for the
-    client. ``Queue._unfinished_tasks`` counts what is queued *and* what the writer
-    task has taken but not yet written (``poll()`` calls ``task_done()`` right before
-    the writer's synchronous ``write_message``), so a packet in flight there sends
-    this one to the queue behind it. Long-polling clients, clients still upgrading
-    and closing connections always use the queue."""
-    if sock is None or handler is None or sock.closed or sock.closing:
-        return False
-    if not sock.upgraded or sock.upgrading:
-        return False
-    # counts queued packets too (task_done() is called per packet taken)
-    if getattr(sock.queue, "_unfinished_tasks", 1):
-        return False
-    conn = getattr(handler, "ws_connection", None)
-    if conn is None or conn.is_closing():
-        return False
-    message = pkt.encode()
-    try:
-        frame = frame_for(conn, message) if isinstance(message, FrameText) else None
-        if frame is not None and getattr(conn, "stream", None) is not None:
-            # nobody awaits a broadcast write: no wrapper task per client
-            _write_cached(conn, message, frame)
-        else:
-            handler.write_message(message)
-    except Exception:  # closed meanwhile: engine.io's path notices and cleans up
-        return False
-    return True
 
 
 def uncork(conn: Any) -> bool:
