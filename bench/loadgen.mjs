@@ -11,8 +11,11 @@
 //   saturates a core at ~15,000 messages/s, which would measure Node, not the
 //   server), "pool": [printer ids] + "perClient": k (each client subscribes to k of
 //   them, round-robin; "subscribe" is merged in), "latencyPrinter": an id (latency
-//   on that printer's messages only). A printer:batch is counted as one message and
-//   its items as updates; latency is per item.
+//   on that printer's messages only), "measureEvery": k (lean: only every k-th
+//   client parses what it gets for latency and event counts; the others count
+//   frames and a batch's items by its "seq" keys, one per item, without parsing).
+//   A printer:batch is counted as one message and its items as updates; latency
+//   is per item.
 //
 // stdin:  {"op": "grow", "n": 100}      open clients until 100 are connected
 //         {"op": "window_start"}        zero the counters
@@ -122,11 +125,18 @@ function timed(event, payload, recv, wire, counted) {
 
 const NSP = "/ws/printing";
 
+function countSeqs(text) {
+  let n = 0;
+  for (let i = text.indexOf('"seq":'); i !== -1; i = text.indexOf('"seq":', i + 6)) n += 1;
+  return n;
+}
+
 function openLean(index) {
+  const measuring = index % (opts.measureEvery ?? 1) === 0;
   return new Promise((resolve) => {
     const base = opts.url.replace(/^http/, "ws") + (opts.path ?? "/plugin/fluxprint/socket.io/");
     const ws = new WebSocket(base + "?EIO=4&transport=websocket", { perMessageDeflate: opts.perMessageDeflate ?? true });
-    const client = { ws, ok: false, lean: true };
+    const client = { ws, ok: false, lean: true, measuring };
     let done = false;
     const finish = () => {
       if (!done) {
@@ -161,6 +171,11 @@ function openLean(index) {
         const event = body.slice(2, end);
         const wire = wireOf(ws._socket);
         if (!win) return;
+        if (!measuring) {
+          win.msgs += 1;
+          win.updates += event === "printer:batch" ? countSeqs(body) : 1;
+          return;
+        }
         if (event === "printer:batch" || !opts.latencyPrinter || body.includes(`"printer":"${opts.latencyPrinter}"`)) {
           onMessage(event, JSON.parse(body)[1], wire);
         } else {
@@ -399,6 +414,7 @@ function windowEnd(rows) {
   win = null;
   if (rows) joinTrace(w, rows);
   const b = bytes();
+  const measured = clients.filter((c) => c.measuring !== false && c.ok).length;
   const connected =
     opts.mode === "fluxprint"
       ? clients.filter((c) => (c.lean ? c.ok && c.ws.readyState === WebSocket.OPEN : c.socket.connected)).length
@@ -409,6 +425,7 @@ function windowEnd(rows) {
     type: "window",
     seconds: (nowMs() - w.start) / 1000,
     clients: connected,
+    measured,
     messages: w.msgs,
     updates: w.updates,
     batches: w.batches,
