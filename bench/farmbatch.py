@@ -34,6 +34,8 @@ import tempfile
 import time
 from typing import Any, Optional
 
+import yaml
+
 from .farmcell import redis_cpu
 from .farmprocs import DURABLE_EVERY, Hub, Load, RedisServer
 from .loadgen import LoadGen
@@ -69,6 +71,19 @@ def parse_cells(spec: str) -> list[dict]:
             }
         )
     return cells
+
+
+def batching(hub: Hub, ms: int) -> None:
+    """The hub's trusted clients batched from their connect (a dashboard token's
+    profile would do it): their statuses on connect come in one batch."""
+    if not ms:
+        return
+    with open(hub.path) as f:
+        cfg = yaml.safe_load(f)
+    cfg["auth"]["trusted"] = {"profile": "farm", "printers": ["*"]}
+    cfg["profiles"] = {"farm": {"batch": ms}}
+    with open(hub.path, "w") as f:
+        yaml.safe_dump(cfg, f)
 
 
 def open_gens(hub: Hub, ids: list[str], cell: dict) -> list[LoadGen]:
@@ -201,6 +216,7 @@ def run(cells: list[dict], window: float) -> dict:
                         if cell["printers"] != printers:
                             continue
                         hub = Hub(work, redis.url)  # fresh: its RSS is the cell's
+                        batching(hub, cell["batch"])
                         try:
                             hub.start(printers)
                             time.sleep(2)

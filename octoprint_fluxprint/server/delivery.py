@@ -249,8 +249,8 @@ class Delivery:
         encoded = encode_event(event, json.dumps(payload, separators=(",", ":")))
         self.messages_out += 1
         self.bytes_out += len(encoded)
-        # private: on a deflate_shared websocket it stays out of the stream
-        if self.writer.write_private(link, wsframes.broadcast_packet(encoded, True)):
+        synced = cohort is not None and cohort.stream.synced(m)
+        if self.writer.write_private(link, encoded, synced):
             m.info.messages += 1
 
     # ~~ the outbound budget

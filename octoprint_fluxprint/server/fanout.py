@@ -214,9 +214,15 @@ class Writer:
                     m.info.messages += 1
         return written
 
-    def write_private(self, link: Link, pkt: Any) -> bool:
-        """A message for this client only: never on a deflate_shared stream (RSV1
-        clear there), in order with its broadcasts."""
+    def write_private(self, link: Link, encoded: str, synced: bool = True) -> bool:
+        """A message for this client only, in order with its broadcasts. On a
+        deflate_shared websocket it stays off the stream: with RSV1 clear while the
+        client is synced to it; compressed on its own while it is not (it waits for
+        the stream's next sync point anyway: its statuses on connect, a replay)."""
+        if link.mode == SHARED and not synced:
+            pkt = wsframes.broadcast_packet(encoded)
+            return self.write(link, pkt, pkt.encode().frame(True))
+        pkt = wsframes.broadcast_packet(encoded, True)
         text = pkt.encode()
         if link.mode == SHARED:
             return self.write(link, pkt, text.frame(False))

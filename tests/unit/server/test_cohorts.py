@@ -68,8 +68,8 @@ class Writer:
                     written += 1
         return written
 
-    def write_private(self, link: Any, pkt: Any) -> bool:
-        self.record(link.sid, pkt.data)
+    def write_private(self, link: Any, encoded: str, synced: bool = True) -> bool:
+        self.record(link.sid, encoded)
         return True
 
     def decoded(self, sid: str) -> list[tuple[str, dict]]:

@@ -122,8 +122,8 @@ class FakeWriter:
                 self.record(m.sid, out.encoded)
         return len(members) * len(outs)
 
-    def write_private(self, link: Any, pkt: Any) -> bool:
-        self.record(link, pkt.data)
+    def write_private(self, link: Any, encoded: str, synced: bool = True) -> bool:
+        self.record(link, encoded)
         return True
 
 
