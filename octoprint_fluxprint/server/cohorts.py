@@ -294,7 +294,10 @@ class Cohorts:
     def _end_of_turn(self) -> None:
         turns, self._turns = self._turns, []
         for cohort in turns:
-            cohort.flush_turn()
+            try:
+                cohort.flush_turn()
+            except Exception:  # one cohort's failure must not hold the others
+                _logger.exception("Writing a turn to cohort %s failed", cohort.id)
 
     def deliver(self, cohort: Cohort, outs: list, members: list[Member]) -> None:
         """Single events to members of a cohort, in order."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import Any, Callable, Optional
 
@@ -35,6 +36,8 @@ from ..core import schema as S
 from ..core.ticks import Item
 from . import wsframes
 from .shared_deflate import CohortStream
+
+_logger = logging.getLogger(__name__)
 
 QUEUE, SHARED, FRAMES, TORNADO = range(4)  # how a client's frames are written
 
@@ -111,7 +114,9 @@ class Writer:
         if sock.closed or sock.closing or sock.queue._unfinished_tasks:
             return False
         stream = link.stream
-        if stream is None or stream._write_buffer._size or stream._write_futures:
+        if stream is None or stream._closed:
+            return False
+        if stream._write_buffer._size or stream._write_futures:
             return False
         return member.budget.clear(0, member.kernel_queued)
 
@@ -145,6 +150,9 @@ class Writer:
                 if link is None:
                     continue  # gone
             st = link.stream
+            if st is not None and st._closed:
+                continue  # gone: its disconnect is on its way (tornado dropped
+                # the stream's buffers)
             b = m.budget
             if (
                 st is not None
@@ -277,8 +285,11 @@ class Writer:
         started = time.perf_counter()
         corked, self._corked = self._corked, []
         for conn in corked:
-            if wsframes.uncork(conn):
-                self.sends += 1
+            try:
+                if wsframes.uncork(conn):
+                    self.sends += 1
+            except Exception:  # one socket's failure must not hold the others
+                _logger.exception("Writing corked frames failed")
         ended = time.perf_counter()
         self.pace_until = ended + (ended - started)
 

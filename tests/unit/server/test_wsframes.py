@@ -170,3 +170,45 @@ def test_direct_writes_keep_order_when_the_kernel_buffer_fills():
         b.close()
 
     asyncio.run(main())
+
+
+def test_a_closed_client_in_the_list_does_not_stop_the_others():
+    """tornado drops a closed stream's write buffer (None) before the client's
+    disconnect reaches the namespace: the fan-out skips it, the others get the
+    message (it once raised, and the cohort's turn was lost)."""
+
+    async def main():
+        pairs = [socket.socketpair() for _ in range(2)]
+        streams = [IOStream(a) for a, _b in pairs]
+        socks = {f"e{i}": FakeSock() for i in range(2)}
+        handlers = {f"e{i}": Handler(st) for i, st in enumerate(streams)}
+        sio = SimpleNamespace(eio=SimpleNamespace(sockets=socks))
+        writer = Writer(sio, SimpleNamespace(ws_handlers=handlers))
+        members = [
+            Member(
+                f"c{i}",
+                f"e{i}",
+                SimpleNamespace(messages=0),
+                ClientBudget(Limits(), time.monotonic),
+            )
+            for i in range(2)
+        ]
+        assert writer.send(members, [Out(0)], None, 0.0) == 2  # links found
+        await asyncio.sleep(0)
+        streams[0].close()
+        assert streams[0]._write_buffer is None
+        assert writer.send(members, [Out(1)], None, 0.0) == 1
+        await asyncio.sleep(0)
+        b = pairs[1][1]
+        b.setblocking(False)
+        got = b.recv(10000)
+        payloads = []
+        while got:
+            _first, _rsv1, payload, got = parse_frame(got)
+            payloads.append(payload.decode())
+        assert payloads == ["4" + Out(0).encoded, "4" + Out(1).encoded]
+        for _a, bb in pairs:
+            bb.close()
+        streams[1].close()
+
+    asyncio.run(main())
