@@ -6,6 +6,17 @@
 //                      "apikey": "..." (none: the hub's trusted loopback), "path": "...", "auth": "name:session", "subscribe": {...},
 //                      "sockjsSubscribe": {...}}'
 //
+//   FluxPrint clients also take: "lean": true (the same Socket.IO 4 frames over a
+//   plain ws WebSocket, parsing only what is measured: socket.io-client's decoder
+//   saturates a core at ~15,000 messages/s, which would measure Node, not the
+//   server), "pool": [printer ids] + "perClient": k (each client subscribes to k of
+//   them, round-robin; "subscribe" is merged in), "latencyPrinter": an id (latency
+//   on that printer's messages only), "measureEvery": k (lean: only every k-th
+//   client parses what it gets for latency and event counts; the others count
+//   frames and a batch's items by its "seq" keys, one per item, without parsing).
+//   A printer:batch is counted as one message and its items as updates; latency
+//   is per item.
+//
 // stdin:  {"op": "grow", "n": 100}      open clients until 100 are connected
 //         {"op": "window_start"}        zero the counters
 //         {"op": "window_end"}          report what arrived since window_start
@@ -38,7 +49,7 @@ let win = null;
 let negotiated; // Sec-WebSocket-Extensions the server answered (first client)
 
 function newWindow() {
-  return { start: nowMs(), msgs: 0, updates: 0, events: {}, lat: [], emitLat: [], wireLat: [], byEvent: {}, dataAge: [], errors: 0, arrivals: [] };
+  return { start: nowMs(), msgs: 0, updates: 0, batches: 0, events: {}, lat: [], emitLat: [], wireLat: [], byEvent: {}, dataAge: [], errors: 0, arrivals: [] };
 }
 
 // when a socket last had bytes from the kernel: a message's frame arrived at or
@@ -69,7 +80,126 @@ function record(event, latMs, emitLatMs, wireLatMs) {
 
 // ~~ FluxPrint: socket.io-client 4 over websocket, the way FluxStudio connects
 
-function openFluxPrint() {
+function subscribeFor(index) {
+  if (!opts.pool) return opts.subscribe;
+  const k = Math.min(opts.perClient ?? 10, opts.pool.length);
+  const first = (index * k) % opts.pool.length;
+  const printers = Array.from({ length: k }, (_, j) => opts.pool[(first + j) % opts.pool.length]);
+  return { ...(opts.subscribe ?? {}), printers };
+}
+
+// one received message: a single event, or a printer:batch of [event, payload] items
+function onMessage(event, payload, wire) {
+  if (!win) return;
+  const recv = nowMs();
+  if (event === "printer:batch") {
+    win.msgs += 1;
+    win.events[event] = (win.events[event] ?? 0) + 1;
+    win.batches += 1;
+    for (const [e, p] of payload.items) {
+      win.updates += 1;
+      win.events[e] = (win.events[e] ?? 0) + 1;
+      timed(e, p, recv, wire);
+    }
+    return;
+  }
+  win.updates += 1;
+  record(event);
+  timed(event, payload, recv, wire, true);
+}
+
+function timed(event, payload, recv, wire, counted) {
+  const trace = payload && payload.trace;
+  // latencyPrinter (the hub bench): latency of that printer's messages only
+  if (opts.latencyPrinter && payload?.printer !== opts.latencyPrinter) return;
+  if (!(trace && trace.cb_ns > 0)) return;
+  win.lat.push(recv - trace.cb_ns / 1e6);
+  (win.byEvent[event] ??= []).push(recv - trace.cb_ns / 1e6);
+  win.emitLat.push(recv - trace.emit_ns / 1e6);
+  if (wire !== null && wire !== undefined) win.wireLat.push(wire - trace.emit_ns / 1e6);
+}
+
+// ~~ lean FluxPrint clients: Engine.IO 4 / Socket.IO 4 frames over a plain ws
+// WebSocket (websocket transport only, permessage-deflate offered as a browser
+// does); the server cannot tell them from socket.io-client
+
+const NSP = "/ws/printing";
+
+function countSeqs(text) {
+  let n = 0;
+  for (let i = text.indexOf('"seq":'); i !== -1; i = text.indexOf('"seq":', i + 6)) n += 1;
+  return n;
+}
+
+function openLean(index) {
+  const measuring = index % (opts.measureEvery ?? 1) === 0;
+  return new Promise((resolve) => {
+    const base = opts.url.replace(/^http/, "ws") + (opts.path ?? "/plugin/fluxprint/socket.io/");
+    const ws = new WebSocket(base + "?EIO=4&transport=websocket", { perMessageDeflate: opts.perMessageDeflate ?? true });
+    const client = { ws, ok: false, lean: true, measuring };
+    let done = false;
+    const finish = () => {
+      if (!done) {
+        done = true;
+        resolve(client);
+      }
+    };
+    const timer = setTimeout(finish, 30000);
+    ws.on("open", () => track(ws._socket));
+    ws.on("error", () => {
+      if (win) win.errors += 1;
+      finish();
+    });
+    ws.on("close", () => {
+      client.ok = false;
+      finish();
+    });
+    ws.on("message", (buf) => {
+      const text = buf.toString();
+      const kind = text[0];
+      if (kind === "2") return ws.send("3");
+      if (kind === "0") {
+        if (negotiated === undefined) negotiated = ws.extensions ?? null;
+        return ws.send("40" + NSP + "," + JSON.stringify(opts.apikey ? { apikey: opts.apikey } : {}));
+      }
+      if (kind !== "4") return;
+      const type = text[1];
+      const body = text.slice(2 + NSP.length + 1);
+      if (type === "2") {
+        // ["printer:...",{...}]: the whole payload is parsed only when measured
+        const end = body.indexOf('"', 2);
+        const event = body.slice(2, end);
+        const wire = wireOf(ws._socket);
+        if (!win) return;
+        if (!measuring) {
+          win.msgs += 1;
+          win.updates += event === "printer:batch" ? countSeqs(body) : 1;
+          return;
+        }
+        if (event === "printer:batch" || !opts.latencyPrinter || body.includes(`"printer":"${opts.latencyPrinter}"`)) {
+          onMessage(event, JSON.parse(body)[1], wire);
+        } else {
+          win.updates += 1;
+          record(event);
+        }
+      } else if (type === "0") {
+        clearTimeout(timer);
+        client.ok = true;
+        const sub = subscribeFor(index);
+        if (sub) ws.send("42" + NSP + ",1" + JSON.stringify(["printer:subscribe", sub]));
+        else finish();
+      } else if (type === "3") {
+        finish(); // the subscribe's ack
+      } else if (type === "4" || type === "1") {
+        if (win) win.errors += 1;
+        client.ok = false;
+        finish();
+      }
+    });
+  });
+}
+
+function openFluxPrint(index) {
   return new Promise((resolve) => {
     const socket = io(opts.url + "/ws/printing", {
       // the hub (bench/hub.py): its own path, and no credentials from loopback
@@ -86,8 +216,9 @@ function openFluxPrint() {
       const ws = socket.io.engine.transport.ws;
       track(ws?._socket);
       if (negotiated === undefined) negotiated = ws?.extensions ?? null;
-      if (opts.subscribe) {
-        socket.emit("printer:subscribe", opts.subscribe, () => resolve(client));
+      const sub = subscribeFor(index);
+      if (sub) {
+        socket.emit("printer:subscribe", sub, () => resolve(client));
       } else {
         resolve(client);
       }
@@ -98,27 +229,16 @@ function openFluxPrint() {
     });
     socket.onAny((event, payload) => {
       if (!win) return;
-      const trace = payload && payload.trace;
-      // latencyPrinter (the hub bench): latency of that printer's messages only
-      const timed = !opts.latencyPrinter || payload?.printer === opts.latencyPrinter;
-      if (opts.traceTable && timed && typeof payload?.seq === "number") {
+      const wire = wireOf(socket.io.engine?.transport?.ws?._socket);
+      const timedOne = !opts.latencyPrinter || payload?.printer === opts.latencyPrinter;
+      if (opts.traceTable && timedOne && typeof payload?.seq === "number") {
         // joined with the server's table at window_end
-        const wire = wireOf(socket.io.engine?.transport?.ws?._socket);
         win.arrivals.push([event, payload.seq, nowMs(), wire]);
         record(event);
-      } else if (trace && trace.cb_ns > 0 && timed) {
-        const recv = nowMs();
-        const wire = wireOf(socket.io.engine?.transport?.ws?._socket);
-        record(
-          event,
-          recv - trace.cb_ns / 1e6,
-          recv - trace.emit_ns / 1e6,
-          wire === null ? null : wire - trace.emit_ns / 1e6,
-        );
+        win.updates += 1;
       } else {
-        record(event);
+        onMessage(event, payload, wire);
       }
-      win.updates += 1;
     });
   });
 }
@@ -229,7 +349,7 @@ async function grow(n) {
     const pending = [];
     for (let i = 0; i < k; i++) {
       const index = clients.length + i;
-      if (opts.mode === "fluxprint") pending.push(openFluxPrint());
+      if (opts.mode === "fluxprint") pending.push(opts.lean ? openLean(index) : openFluxPrint(index));
       else if (opts.mode === "sockjs") pending.push(openSockJS());
       else pending.push(openRest(index, n));
     }
@@ -294,9 +414,10 @@ function windowEnd(rows) {
   win = null;
   if (rows) joinTrace(w, rows);
   const b = bytes();
+  const measured = clients.filter((c) => c.measuring !== false && c.ok).length;
   const connected =
     opts.mode === "fluxprint"
-      ? clients.filter((c) => c.socket.connected).length
+      ? clients.filter((c) => (c.lean ? c.ok && c.ws.readyState === WebSocket.OPEN : c.socket.connected)).length
       : opts.mode === "sockjs"
         ? clients.filter((c) => c.ws.readyState === WebSocket.OPEN).length
         : clients.length;
@@ -304,8 +425,10 @@ function windowEnd(rows) {
     type: "window",
     seconds: (nowMs() - w.start) / 1000,
     clients: connected,
+    measured,
     messages: w.msgs,
     updates: w.updates,
+    batches: w.batches,
     events: w.events,
     errors: w.errors,
     bytes_read: b.read,

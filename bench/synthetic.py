@@ -107,9 +107,14 @@ class Printer:
 async def main(ports: list[int]) -> None:
     printers = [Printer(p) for p in ports]
     for printer in printers:
-        app = tornado.web.Application(
-            [(rf"/{PATH}/", socketio.get_tornado_handler(printer.sio))]
-        )
+        base = socketio.get_tornado_handler(printer.sio)
+
+        class Handler(base):
+            async def open(self, *args, **kwargs):
+                self.set_nodelay(True)  # as the plugin's websockets (server/fanout.py)
+                await super().open(*args, **kwargs)
+
+        app = tornado.web.Application([(rf"/{PATH}/", Handler)])
         app.listen(printer.port, address="127.0.0.1")
         asyncio.ensure_future(printer.run())
     print(json.dumps({"ready": ports}), flush=True)

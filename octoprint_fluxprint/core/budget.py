@@ -146,6 +146,31 @@ class ClientBudget:
             return HOLD
         return SEND
 
+    def clear(self, queued_messages: int, queued_bytes: int) -> bool:
+        """True when ``offer`` would answer SEND for any message and change nothing:
+        under the limits, not backed up, nothing held (the fan-out's fast path)."""
+        lim = self.limits
+        return (
+            self.over_since is None
+            and not self.held
+            and self.disconnect_reason is None
+            and queued_messages <= lim.max_messages
+            and queued_bytes <= lim.max_bytes
+        )
+
+    def tick(self, queued_messages: int, queued_bytes: int, busy: bool) -> Verdict:
+        """A batched client's tick (core/ticks.py): SEND it, HOLD it (skip the
+        tick: its items wait with the client's backlog, newest telemetry winning,
+        while its socket still has bytes to write, ``busy``, or it is over budget),
+        or DISCONNECT (over budget for ``grace``, or ``hard`` times over). The
+        backlog's items count as queued messages."""
+        reason = self._update(queued_messages, queued_bytes)
+        if reason is not None:
+            return Verdict(Action.DISCONNECT, reason)
+        if busy or self.over_since is not None:
+            return HOLD
+        return SEND
+
     def poll(
         self, queued_messages: int, queued_bytes: int = 0
     ) -> tuple[list[tuple[str, Any]], Optional[str]]:

@@ -126,8 +126,9 @@ class RelayedPrinter(Rooms):
                     group.keyframes += due
                     self._arm_keyframe(group)
         waiting, self.waiting = self.waiting, set()
-        for sid in sorted(waiting - got):
-            if sid in self.subs:
+        for sid in sorted(waiting):
+            sub = self.subscriber_of(sid)  # the client, or its cohort
+            if sub not in got and sub in self.subs:
                 self.sink.send_to(sid, S.EV_STATUS, payload)
 
     def answer_status(self, sid: str, status: dict) -> None:
@@ -149,6 +150,14 @@ class RelayedPrinter(Rooms):
         (A client joining by a replay gets its status from ``after_replay``.)"""
         rooms = self.subs.add(sid)
         self._move(sid, set(), rooms)
+        return self.add_status()
+
+    def joined(self, sub: str) -> list[tuple[str, dict]]:
+        """The latest status as relayed, as for a new client (no delta rooms at the
+        hub)."""
+        return [(S.EV_STATUS, self.add_status())]
+
+    def add_status(self) -> dict:
         if self.status is None:
             return self.status_body()  # nothing relayed yet: the last seq at most
         return dict(self.status)

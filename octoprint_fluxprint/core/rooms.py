@@ -88,6 +88,9 @@ class Rooms:
         # emit_ns}} to payloads, or records the two in a table beside them
         self.trace = False
         self.trace_table: Optional[TraceTable] = None
+        # a client's subscriber in these rooms: the client itself, or (server) the
+        # cohort it is in
+        self.subscriber_of: Callable[[str], str] = lambda sid: sid
 
     # the printer's state lives in the subclass (printer.PrinterState)
 
@@ -115,6 +118,10 @@ class Rooms:
         rooms = self.subs.add(sid)
         self._move(sid, set(), rooms)
         status = self.status_payload()
+        self._prime(rooms)
+        return status
+
+    def _prime(self, rooms: set[str]) -> None:
         now = self.clock.monotonic()
         for room in rooms:
             group = self.groups.get(room)
@@ -122,7 +129,31 @@ class Rooms:
                 if not group.coalescer.has_sent:
                     group.coalescer.prime(self.status_body(), now)
                     self._arm_keyframe(group)
-        return status
+
+    # ~~ cohorts (server/cohorts.py): one subscriber in the rooms for many clients
+
+    def place(
+        self,
+        sub: str,
+        channels: Any,
+        requested: Mapping[str, float],
+        delta: bool = False,
+        keyframe: Optional[float] = None,
+    ) -> dict:
+        """Puts subscriber ``sub`` into exactly the rooms of this subscription."""
+        before = self.subs.rooms(sub)
+        self._move(
+            sub, before, self.subs.place(sub, channels, requested, delta, keyframe)
+        )
+        return self.subs.describe(sub)
+
+    def joined(self, sub: str) -> list[tuple[str, dict]]:
+        """A client joins subscriber ``sub``: what it gets first (a fresh status and
+        the bases of ``sub``'s delta rooms); a status room that has sent nothing yet
+        counts that status as sent."""
+        out = self.after_replay(sub)
+        self._prime(self.subs.rooms(sub))
+        return out
 
     def remove_client(self, sid: str) -> None:
         if sid in self.subs:
@@ -257,8 +288,9 @@ class Rooms:
         while replaying), each room's base, so the rooms' next deltas apply."""
         out: list[tuple[str, dict]] = []
         status_base = False
+        sub = self.subscriber_of(sid)
         for group in self.groups.values():
-            if sid in group.members and group.delta:
+            if sub in group.members and group.delta:
                 base = self._base(group)
                 if base is not None:
                     out.append(base)

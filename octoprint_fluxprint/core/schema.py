@@ -10,8 +10,17 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
+
+from .batchmodel import MAX_BATCH_MS, MIN_BATCH_MS, BatchEvent, check_batch
 
 NAMESPACE = "/ws/printing"
 SOCKETIO_PATH = "/plugin/fluxprint/socket.io/"
@@ -47,6 +56,7 @@ EV_CONNECTION = "printer:connection"
 EV_RESYNC = "printer:resync"
 EV_CLOSING = "printer:closing"
 EV_PRINTERS = "printer:printers"  # the hub only
+EV_BATCH = "printer:batch"  # opt-in: printer:subscribe {batch: ms}
 MAX_HISTORY_MINUTES = 30.0  # what OctoPrint keeps by default (temperature.cutoff)
 
 CHANNEL_OF_EVENT = {
@@ -60,6 +70,8 @@ CHANNEL_OF_EVENT = {
     EV_JOB_FAILED: "jobs",
     EV_CONNECTION: "connection",
 }
+# what a batch carries (core/batchmodel.py): everything of a printer with a seq
+BATCHED_EVENTS = (*CHANNEL_OF_EVENT, "printer:resync")
 
 
 # ~~ models of what the server sends
@@ -276,6 +288,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     EV_RESYNC: ResyncEvent,
     EV_CLOSING: ClosingEvent,
     EV_PRINTERS: PrintersEvent,
+    EV_BATCH: BatchEvent,
 }
 
 
@@ -343,6 +356,15 @@ class SubscribeRequest(BaseModel):
             " again (the default)"
         ),
     )
+    batch: Optional[int] = Field(
+        None,
+        strict=True,
+        description=(
+            f"Milliseconds ({MIN_BATCH_MS} to {MAX_BATCH_MS}): everything with a seq"
+            " comes as printer:batch, at most once per tick; 0: single events again"
+        ),
+    )
+    _batch = field_validator("batch")(check_batch)
 
 
 class UnsubscribeRequest(BaseModel):

@@ -8,7 +8,9 @@ import json
 from typing import Any
 
 from .schema import (
+    BATCHED_EVENTS,
     DELTA_MODELS,
+    EV_BATCH,
     EVENT_MODELS,
     NAMESPACE,
     SOCKETIO_PATH,
@@ -37,6 +39,19 @@ def events_json_schema() -> dict[str, Any]:
         defs.update(schema.pop("$defs", {}))
         defs[model.__name__] = schema
         events[name] = {"anyOf": [events[name], {"$ref": f"#/$defs/{model.__name__}"}]}
+    # a batch's items: [event, payload], each payload as that event's own schema
+    batch = defs[EVENT_MODELS[EV_BATCH].__name__]["properties"]["items"]
+    batch["items"] = {
+        "oneOf": [
+            {
+                "type": "array",
+                "prefixItems": [{"const": name}, events[name]],
+                "minItems": 2,
+                "maxItems": 2,
+            }
+            for name in BATCHED_EVENTS
+        ]
+    }
     client: dict[str, Any] = {}
     for name, model in (
         ("printer:subscribe", SubscribeRequest),

@@ -77,6 +77,26 @@ class Subscriptions:
         self._clients[sid] = ClientSubscription(channels=set(channels))
         return self.rooms(sid)
 
+    def place(
+        self,
+        sid: str,
+        channels: Iterable[str],
+        requested: Mapping[str, float],
+        delta: bool = False,
+        keyframe: Optional[float] = None,
+    ) -> set[str]:
+        """Sets a subscriber's whole subscription at once (a cohort of clients with
+        one view, core/views.py); returns its rooms."""
+        self._clients[sid] = ClientSubscription(
+            channels={c for c in channels if c in CHANNELS},
+            requested={
+                c: float(v) for c, v in requested.items() if c in INTERVAL_CHANNELS
+            },
+            delta=delta,
+            keyframe=None if keyframe is None else float(keyframe),
+        )
+        return self.rooms(sid)
+
     def remove(self, sid: str) -> set[str]:
         rooms = self.rooms(sid)
         self._clients.pop(sid, None)

@@ -16,6 +16,8 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..core.batchmodel import check_batch
+
 PRINTER_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 DEFAULT_PLUGIN_PATH = "/plugin/fluxprint/socket.io/"
 ALL = "*"
@@ -70,6 +72,11 @@ class Printer(Strict):
 class Profile(Strict):
     keyframe: float = Field(0.0, ge=0, le=3600)  # status at least every K s (0: off)
     one_printer: bool = False  # entries name their printer; one unless listed
+    # printer:batch every this many ms from the connect (0: single events), as a
+    # client's printer:subscribe {batch} would ask; the client may change it
+    batch: int = Field(0, strict=True)
+
+    _batch = field_validator("batch")(check_batch)
 
 
 BUILTIN_PROFILES = {

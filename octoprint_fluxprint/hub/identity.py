@@ -41,6 +41,7 @@ class HubUser:
     printers: Optional[frozenset]  # None: every printer
     keyframe: float  # the profile's status keyframe period (0: none)
     profile: str
+    batch: int = 0  # the profile's printer:batch tick in ms (0: single events)
 
     def get_id(self) -> str:
         return self.name
@@ -66,6 +67,7 @@ class HubIdentity:
             scope(trusted.printers, trusted.profile),
             cfg.profile(trusted.profile).keyframe,
             trusted.profile,
+            cfg.profile(trusted.profile).batch,
         )
         self.tokens = [
             (
@@ -75,6 +77,7 @@ class HubIdentity:
                     scope(t.printers, t.profile),
                     cfg.profile(t.profile).keyframe,
                     t.profile,
+                    cfg.profile(t.profile).batch,
                 ),
             )
             for t in cfg.auth.tokens

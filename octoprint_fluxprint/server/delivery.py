@@ -1,20 +1,18 @@
 """Delivery: the rooms' ``Sink``. An ordered outbox (durable events wait for their
-commit, and everything after them waits too), the per-client outbound budget, and
-the fan-out that encodes each broadcast once and writes the same frame to every
-websocket with nothing queued (``wsframes.send_direct``).
+commit, and everything after them waits too), then each message to the cohorts in
+its room (server/cohorts.py: the rooms' subscribers, each serving the clients of
+one view), single messages to one client, and the per-client outbound budget.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, Callable, Optional
-
-from socketio import packet as sio_packet
 
 try:  # the kernel send queue is measured where the platform allows it
     import fcntl
@@ -23,32 +21,76 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = termios = None  # type: ignore[assignment]
 
 from ..core import schema as S
-from ..core.budget import Action, Budgets, Limits
+from ..core.budget import Budgets, Limits
 from ..core.metrics import Durations
-from ..core.replay import DURABLE_EVENTS, ReplaySession
+from ..core.replay import DURABLE_EVENTS
+from ..core.ticks import Item
 from . import wsframes
 from .clock import to_loop_time
+from .cohorts import Cohorts
+from .fanout import Writer, encode_event
+from .members import Replays
 from .sessions import Sessions
-from .shared_deflate import SharedStreams
 
 _logger = logging.getLogger(__name__)
 
 BUDGET_TICK_MS = 500
 _OWN: Any = object()  # emit's log: the delivery's own (the plugin's single log)
+BATCHED = frozenset(S.BATCHED_EVENTS)  # a batched client gets these in its batches
 
 
-@dataclass
 class Outgoing:
     """One emission waiting its turn: durable events wait for their commit, and
-    everything after them waits too, so each client sees seq in emission order."""
+    everything after them waits too, so each client sees seq in emission order.
+    Its JSON and packet are made once, for every cohort that sends it."""
 
-    event: str
-    payload: dict
-    room: Optional[str] = None  # a room, or
-    sid: Optional[str] = None  # one client
-    ready: bool = True
-    feed: str = ""  # the printer's feed (server/feeds.py): whose replay sessions
-    skip: Optional[set[str]] = None  # not for these: see skip_queued
+    __slots__ = (
+        "_item",
+        "_json",
+        "_pkt",
+        "encoded",
+        "event",
+        "feed",
+        "payload",
+        "ready",
+        "room",
+        "seq",
+        "sid",
+    )
+
+    def __init__(
+        self,
+        event: str,
+        payload: dict,
+        room: Optional[str] = None,  # a room, or
+        sid: Optional[str] = None,  # one client
+        feed: str = "",  # the printer's feed (server/feeds.py)
+        ready: bool = True,
+    ):
+        self.event = event
+        self.payload = payload
+        self.room = room
+        self.sid = sid
+        self.feed = feed
+        self.ready = ready
+        self.seq = 0  # its place in the outbox
+        self._json: Optional[str] = None
+        self._pkt: Any = None
+        self._item: Optional[Item] = None
+        self.encoded = ""
+
+    def packet(self) -> Any:
+        if self._pkt is None:
+            if self._json is None:
+                self._json = json.dumps(self.payload, separators=(",", ":"))
+            self.encoded = encode_event(self.event, self._json)
+            self._pkt = wsframes.broadcast_packet(self.encoded)
+        return self._pkt
+
+    def item(self) -> Item:
+        if self._item is None:
+            self._item = Item(self.feed, self.event, self.payload, self._json)
+        return self._item
 
 
 class Delivery:
@@ -59,28 +101,30 @@ class Delivery:
         # store.eventlog.EventLog (or anything with its append), or None
         self.eventlog: Any = None
         self.next_seq: Optional[Callable[[], int]] = None
-        # (sid, feed key) -> the replay under way for that client and printer
-        self.replaying: dict[tuple[str, str], ReplaySession] = {}
         self.budgets = Budgets(Limits(), time.monotonic)
-        self._kernel_queued: dict[str, int] = {}  # eio sid -> unsent bytes in the kernel
+        self.fanout = Durations()  # per message or tick: to the last client's write
+        self.writer = Writer(sio, sessions)
+        self.cohorts = Cohorts(self.writer, self._drop)
+        self.cohorts.on_fanout = self.fanout.record
+        # (sid, feed key) -> the replay under way for that client and printer
+        self.replaying = Replays(self.cohorts)
         self._outbox: deque[Outgoing] = deque()
+        self._enqueued = self._delivered = 0
+        # what waits for the outbox to be past a point: (fence, what then)
+        self._due: deque[tuple[int, Callable[[], None]]] = deque()
         self._budget_timer: Any = None
-        self.direct_writes = 0  # broadcast frames written straight to a websocket
-        self.queued_writes = 0  # ... and put on engine.io's queue
-        self.fanout = Durations()  # per broadcast: emit to the last client's write
-        self.seam_duplicates = 0  # durable events a replay had sent already: dropped
-        # what went out (Prometheus, server/prom.py): messages and encoded bytes, and
-        # the resumes (server/resume.py counts those)
+        # what went out (Prometheus, server/prom.py): messages and encoded bytes
+        # (the cohorts count theirs), and the resumes (server/resume.py counts those)
         self.messages_out = 0
         self.bytes_out = 0
         self.replays = 0
         self.replayed_events = 0
         self.resyncs = 0
-        # deflate_shared: one compressor per cohort (clients in the same rooms)
-        self.shared = SharedStreams(time.monotonic)
-        self._rooms_of: dict[str, set[str]] = {}
-        self._on_stream: set[str] = set()  # sids whose websocket takes shared frames
-        self.shared_mode = False  # deflate_shared is or was the mode (engine)
+
+    @property
+    def seam_duplicates(self) -> int:
+        """Durable events a replay had sent already: dropped."""
+        return self.cohorts.seam_duplicates
 
     def start(self, loop: Any) -> None:
         from tornado.ioloop import PeriodicCallback
@@ -93,15 +137,14 @@ class Delivery:
         if self._budget_timer is not None:
             self._budget_timer.stop()
 
-    def forget(self, sid: str, eio_sid: Optional[str]) -> None:
+    def forget(self, sid: str) -> None:
         for key in [k for k in self.replaying if k[0] == sid]:
             self.replaying.pop(key, None)
         self.budgets.remove(sid)
-        self.shared.leave(sid)
-        self._rooms_of.pop(sid, None)
-        self._on_stream.discard(sid)
-        if eio_sid:
-            self._kernel_queued.pop(eio_sid, None)
+
+    def _drop(self, sid: str, reason: str) -> None:
+        # over budget: the transport closes, the client comes back and resumes
+        asyncio.ensure_future(self.sessions.close_transport(sid, reason))
 
     # ~~ Sink for the rooms (runs on the loop)
 
@@ -124,24 +167,16 @@ class Delivery:
             )
         self._enqueue(item)
 
-    def send_to(self, sid: str, event: str, payload: dict) -> None:
-        """One message to one client, in order with the broadcasts."""
-        self._enqueue(Outgoing(event, payload, sid=sid))
+    def send_to(self, sid: str, event: str, payload: dict, feed: str = "") -> None:
+        """One message to one client (or to each client of a cohort), in order
+        with the broadcasts."""
+        self._enqueue(Outgoing(event, payload, sid=sid, feed=feed))
 
-    def enter_room(self, sid: str, room: str) -> None:
-        self.sio.manager.basic_enter_room(sid, S.NAMESPACE, room)
-        self._rooms_of.setdefault(sid, set()).add(room)
-        self._new_cohort(sid)
+    def enter_room(self, sub: str, room: str) -> None:
+        self.cohorts.enter_room(sub, room)
 
-    def leave_room(self, sid: str, room: str) -> None:
-        self.sio.manager.basic_leave_room(sid, S.NAMESPACE, room)
-        self._rooms_of.get(sid, set()).discard(room)
-        self._new_cohort(sid)
-
-    def _new_cohort(self, sid: str) -> None:
-        # other rooms, another stream: pending there until its next sync point
-        if sid in self._on_stream:
-            self.shared.join(sid, frozenset(self._rooms_of.get(sid, ())))
+    def leave_room(self, sub: str, room: str) -> None:
+        self.cohorts.leave_room(sub, room)
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Any:
         return asyncio.get_running_loop().call_at(to_loop_time(when), callback)
@@ -155,14 +190,29 @@ class Delivery:
         """Right before ``sid``'s fresh status for ``feed`` is queued (its join, or
         its replay's end): the printer's telemetry still waiting behind a durable
         event's commit predates it, and must not reach the client ahead of it
-        (replay, then status, then live; issue 22). Durable events still go."""
-        for item in self._outbox:
-            if item.room is not None and item.feed == feed:
-                if item.event not in DURABLE_EVENTS:
-                    item.skip = item.skip or set()
-                    item.skip.add(sid)
+        (replay, then status, then live; issue 22). Durable events still go. The
+        member gets a look per message until the outbox is past that point."""
+        m = self.cohorts.members.get(sid)
+        if m is None or not self._outbox:
+            return
+        fence = self._enqueued
+        m.skip_until[feed] = fence
+        if m.cohort is not None:
+            m.cohort.mark(m)
+        if m.lane is not None:  # batched: its own tick's telemetry predates it too
+            m.lane.drop(lambda i: i.feed != feed or i.event in DURABLE_EVENTS)
+        self._due.append((fence, lambda: self._unskip(m, feed, fence)))
+
+    @staticmethod
+    def _unskip(m: Any, feed: str, fence: int) -> None:
+        if m.skip_until.get(feed) == fence:
+            del m.skip_until[feed]
+            if m.cohort is not None:
+                m.cohort.settle(m)
 
     def _enqueue(self, item: Outgoing) -> None:
+        self._enqueued += 1
+        item.seq = self._enqueued
         if not self._outbox and item.ready:
             self._deliver(item)
         else:
@@ -174,193 +224,83 @@ class Delivery:
             self._deliver(self._outbox.popleft())
 
     def _deliver(self, item: Outgoing) -> None:
+        self._delivered = item.seq
         if item.sid is not None:
-            self.send_one(item.sid, item.event, item.payload)
-            return
-        started, started_cpu = time.perf_counter(), time.thread_time()
-        participants = list(self.sio.manager.get_participants(S.NAMESPACE, item.room))
-        if not participants:
-            return
-        durable = item.event in DURABLE_EVENTS
-        seq = item.payload.get("seq", 0)
-        targets: list[str] = []
-        streamed: list[tuple[str, str]] = []  # (sid, eio sid) on a shared stream
-        drops: list[tuple[str, str]] = []
-        clients = self.sessions.clients
-        on_stream = self._on_stream
-        skip = item.skip or ()
-        for sid, eio_sid in participants:
-            if sid in skip:  # emitted before the client's status (skip_queued)
-                if sid in on_stream:
-                    self.shared.diverge(sid)
-                continue
-            session = self.replaying.get((sid, item.feed))
-            if session is not None:
-                if not session.live:
-                    # replaying: durable events are buffered and sent after the
-                    # pages, the rest is skipped (a fresh status follows)
-                    if durable:
-                        session.offer_live((seq, item.event, item.payload))
-                    if sid in on_stream:
-                        self.shared.diverge(sid)  # it gets this later, on its own
-                    continue
-                if durable and not session.offer_live((seq, item.event, item.payload)):
-                    # the replay sent it already: its row was read after the commit
-                    # and before this, its on_durable hop, reached the loop
-                    self.seam_duplicates += 1
-                    if sid in on_stream:
-                        self.shared.diverge(sid)
-                    continue
-            messages, nbytes = self._measure(eio_sid)
-            verdict = self.budgets.offer(
-                sid, item.event, item.payload, durable, messages, nbytes
-            )
-            if verdict.action is Action.SEND:
-                info = clients.get(sid)
-                if info is not None:
-                    info.messages += 1
-                # only where deflate_shared can be: no per-client check otherwise
-                if (self.shared_mode or on_stream) and self._shared_ws(sid, eio_sid):
-                    streamed.append((sid, eio_sid))
-                else:
-                    targets.append(eio_sid)
-            else:
-                if sid in on_stream:
-                    self.shared.diverge(sid)  # held or dropped: off its stream
-                if verdict.action is Action.DISCONNECT:
-                    drops.append((sid, verdict.reason or "too slow"))
-        if targets or streamed:
-            # encoded once per broadcast, whatever the number of clients
-            encoded = self.sio.packet_class(
-                sio_packet.EVENT, namespace=S.NAMESPACE, data=[item.event, item.payload]
-            ).encode()
-            # one frame for all: UTF-8 (and deflate, where negotiated) done once
-            pkt = wsframes.broadcast_packet(encoded)
-            count = len(targets) + len(streamed)
-            self.messages_out += count
-            self.bytes_out += count * len(encoded)
-            if streamed:
-                targets.extend(self._send_streamed(streamed, encoded, pkt))
-            self._send_all(targets, pkt)
-            self.fanout.record(
-                time.perf_counter() - started,
-                len(targets) + len(streamed),
-                time.thread_time() - started_cpu,
-            )
-        for sid, reason in drops:
-            # over budget: the transport closes, the client comes back and resumes
-            asyncio.ensure_future(self.sessions.close_transport(sid, reason))
+            self._send_single(item)
+        else:
+            for cohort in list(self.cohorts.in_room.get(item.room or "", ())):
+                cohort.offer(item)
+        if self._due and self._due[0][0] <= self._delivered:
+            self._run_due()
 
-    def _shared_ws(self, sid: str, eio_sid: str) -> bool:
-        """Whether the client takes deflate_shared frames now: an upgraded websocket
-        that negotiated it. The first time it does, it joins its cohort's stream
-        (pending: its inflater has seen none of the stream's history)."""
-        sock = self.sio.eio.sockets.get(eio_sid)
-        handler = self.sessions.ws_handlers.get(eio_sid)
-        eligible = (
-            sock is not None
-            and sock.upgraded
-            and not sock.upgrading
-            and wsframes.is_shared(handler)
-        )
-        if eligible and sid not in self._on_stream:
-            self._on_stream.add(sid)
-            self.shared.join(sid, frozenset(self._rooms_of.get(sid, ())))
-        elif not eligible and sid in self._on_stream:
-            self._on_stream.discard(sid)
-            self.shared.leave(sid)
-        return eligible
+    def retire(self, key: tuple[str, str], session: Any) -> None:
+        """A replay is done: its session drops seam duplicates until everything the
+        outbox held when it ended has gone out (a durable event its pages held may
+        still wait there for its hop), then goes."""
 
-    def _send_streamed(
-        self, streamed: list[tuple[str, str]], encoded: str, pkt: Any
-    ) -> list[str]:
-        """Writes one broadcast to the deflate_shared clients: once compressed per
-        cohort for those synced to its stream. Returns the eio sids of the others
-        (pending a sync point), which get the frame compressed on its own."""
-        data = pkt.encode().utf8()
-        by_cohort: dict[frozenset, list[str]] = {}
-        eio_of = {}
-        for sid, eio_sid in streamed:
-            eio_of[sid] = eio_sid
-            cohort = self.shared.cohort_of.get(sid)
-            by_cohort.setdefault(cohort, []).append(sid)
-        alone: list[str] = []
-        for cohort, sids in by_cohort.items():
-            plan = self.shared.plan(cohort, data, sids)
-            if plan.synced and plan.shared is not None:
-                shared = wsframes.broadcast_packet(encoded, shared=plan.shared)
-                self._send_all([eio_of[sid] for sid in plan.synced], shared)
-            alone.extend(eio_of[sid] for sid in plan.alone)
-        return alone
+        def done() -> None:
+            if self.replaying.get(key) is session:
+                self.replaying.pop(key, None)
 
-    def send_one(self, sid: str, event: str, payload: dict) -> None:
-        """One event to one client, through the same ordered path as broadcasts."""
-        eio_sid = self.sessions.eio_sid(sid)
-        if not eio_sid:
+        self._due.append((self._enqueued, done))
+        self._run_due()
+
+    def _run_due(self) -> None:
+        past = self._delivered if self._outbox else self._enqueued
+        while self._due and self._due[0][0] <= past:
+            self._due.popleft()[1]()
+
+    def _send_single(self, item: Outgoing) -> None:
+        cohort = self.cohorts.by_id.get(item.sid or "")
+        if cohort is None:
+            self.send_one(item.sid or "", item.event, item.payload, item.feed)
             return
-        info = self.sessions.clients.get(sid)
-        if info is not None:
-            info.messages += 1
-        encoded = self.sio.packet_class(
-            sio_packet.EVENT, namespace=S.NAMESPACE, data=[event, payload]
-        ).encode()
+        for m in list(cohort.members.values()):  # a cohort's own message (a delta base)
+            self.send_one(m.sid, item.event, item.payload, item.feed)
+
+    def send_one(self, sid: str, event: str, payload: dict, feed: str = "") -> None:
+        """One event to one client, through the same ordered path as broadcasts.
+        A batched client gets everything with a seq in its batches."""
+        m = self.cohorts.members.get(sid)
+        if m is None:
+            return
+        cohort = m.cohort
+        if cohort is not None and cohort.tick is not None and event in BATCHED:
+            cohort.own(m, Item(feed, event, payload))
+            return
+        if cohort is not None and cohort.turn:
+            cohort.flush_turn()  # the loop turn's broadcasts go first
+        link = self.writer.link(m)
+        if link is None:
+            return
+        encoded = encode_event(event, json.dumps(payload, separators=(",", ":")))
         self.messages_out += 1
         self.bytes_out += len(encoded)
-        # private: on a deflate_shared websocket it must stay out of the stream
-        self._send_all([eio_sid], wsframes.broadcast_packet(encoded, private=True))
-
-    def _send_all(self, eio_sids: list[str], pkt: Any) -> None:
-        """Synchronous, so consecutive broadcasts reach every client in order: a
-        websocket client with nothing queued gets the frame written at once
-        (``wsframes.send_direct``), any other one gets it on engine.io's queue."""
-        sockets = self.sio.eio.sockets
-        handlers = self.sessions.ws_handlers
-        for eio_sid in eio_sids:
-            sock = sockets.get(eio_sid)
-            if sock is None or sock.closed:
-                continue  # closed meanwhile
-            if wsframes.send_direct(sock, handlers.get(eio_sid), pkt):
-                self.direct_writes += 1
-                continue
-            # what AsyncSocket.send does, minus its ping check (engine.io's service
-            # task does that) and without an await
-            sock.queue.put_nowait(pkt)
-            self.queued_writes += 1
+        synced = cohort is not None and cohort.stream.synced(m)
+        if self.writer.write_private(link, encoded, synced):
+            m.info.messages += 1
 
     # ~~ the outbound budget
 
-    def _measure(self, eio_sid: str, refresh: bool = False) -> tuple[int, int]:
+    def _measure(self, sid: str) -> tuple[int, int]:
         """What is queued for a client: engine.io packets (long-polling clients wait
         here for their next GET) and bytes not yet taken by the peer: tornado's write
-        buffer plus the kernel's send queue (refreshed each budget tick, since on
-        loopback the kernel buffer alone holds megabytes)."""
-        socket = self.sio.eio.sockets.get(eio_sid)
-        messages = socket.queue.qsize() if socket is not None else 0
-        nbytes = 0
-        handler = self.sessions.ws_handlers.get(eio_sid)
-        if handler is not None:
-            stream = getattr(getattr(handler, "ws_connection", None), "stream", None)
-            buffer = getattr(stream, "_write_buffer", None)
-            if buffer is not None:
-                nbytes = len(buffer)
-            if refresh:
-                self._kernel_queued[eio_sid] = _unsent_bytes(stream)
-            nbytes += self._kernel_queued.get(eio_sid, 0)
-        return messages, nbytes
+        buffer plus the kernel's send queue (refreshed here, each budget tick, since
+        on loopback the kernel buffer alone holds megabytes)."""
+        m = self.cohorts.members.get(sid)
+        if m is None:
+            return 0, 0
+        link = self.writer.link(m)
+        if link is None:
+            return 0, 0
+        m.kernel_queued = _unsent_bytes(link.stream or getattr(link.conn, "stream", None))
+        return self.writer.measure(m, link)
 
     def _budget_tick(self) -> None:
-        clients = self.sessions.clients
-        if not clients:
+        members = self.cohorts.members
+        if not members:
             return
-        eio_of = {}
-        for sid in clients:
-            try:
-                eio_of[sid] = self.sio.manager.eio_sid_from_sid(sid, S.NAMESPACE)
-            except Exception:
-                continue
-        send, drops = self.budgets.poll(
-            lambda sid: self._measure(eio_of.get(sid) or "", refresh=True), list(eio_of)
-        )
+        send, drops = self.budgets.poll(self._measure, list(members))
         for sid, held in send.items():
             for event, payload in held:
                 # held telemetry goes out now with a fresh seq, so the client still
@@ -369,7 +309,7 @@ class Delivery:
         for sid, reason in drops.items():
             # the whole connection goes, so its write buffers are freed at once; the
             # client reconnects by itself and resumes
-            asyncio.ensure_future(self.sessions.close_transport(sid, reason))
+            self._drop(sid, reason)
 
     def _restamp(self, payload: dict) -> dict:
         if self.next_seq is None:
@@ -377,20 +317,24 @@ class Delivery:
         return {**payload, "seq": self.next_seq()}
 
     def counters(self) -> dict:
+        c = self.cohorts
         return {
-            "messages_out": self.messages_out,
-            "bytes_out": self.bytes_out,
+            "messages_out": self.messages_out + c.messages_out,
+            "bytes_out": self.bytes_out + c.bytes_out,
             "replays": self.replays,
             "replayed_events": self.replayed_events,
             "resyncs": self.resyncs,
+            "batches_out": c.batches_out,
+            "batch_items_out": c.batch_items_out,
         }
 
     def fanout_stats(self) -> dict:
         return {
             **self.fanout.as_dict(),
-            "direct_writes": self.direct_writes,
-            "queued_writes": self.queued_writes,
-            "shared_deflate": self.shared.stats(),
+            "direct_writes": self.writer.direct_writes,
+            "queued_writes": self.writer.queued_writes,
+            "cohorts": self.cohorts.stats(),
+            "shared_deflate": self.cohorts.stream_stats(),
         }
 
 

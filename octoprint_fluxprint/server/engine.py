@@ -17,7 +17,6 @@ import socketio
 
 from ..core import ratelimit as RL
 from ..core import schema as S
-from ..core.compression import DEFLATE_SHARED
 from ..core.handover import Handover
 from .delivery import Delivery
 from .feeds import Feed, FeedSink
@@ -89,6 +88,8 @@ class Engine:
         self.delivery.start(loop)
 
     def add_feed(self, feed: Feed) -> None:
+        # the printer's rooms see a client's cohort, never the client
+        feed.state.subscriber_of = self.delivery.cohorts.subscriber_of
         self.namespace.feeds[feed.key] = feed
 
     def feed_sink(self, key: str, log: Any) -> FeedSink:
@@ -116,12 +117,8 @@ class Engine:
 
     @compression.setter
     def compression(self, mode: str) -> None:
-        # for new connections. Once deflate_shared has been on, delivery keeps
-        # looking for its clients: one that connected under it and has had no
-        # broadcast yet when the mode changes would otherwise get frames compressed
-        # on their own for as long as it stays
+        # for new connections: each keeps what it negotiated (server/fanout.py)
         self._mode = mode
-        self.delivery.shared_mode = self.delivery.shared_mode or mode == DEFLATE_SHARED
 
     def body_size(self) -> tuple[str, str, int]:
         return ("POST", r"/socket.io/.*", MAX_HTTP_BUFFER_SIZE)
@@ -175,8 +172,10 @@ class Engine:
                 "since": info.since,
                 "messages": info.messages,
             }
-            if self.printer is not None and sid in self.printer.subs:
-                row.update(self.printer.describe(sid))
+            sub = self.delivery.cohorts.subscriber_of(sid)
+            if self.printer is not None and sub in self.printer.subs:
+                row.update(self.printer.describe(sub))
+                row["batch"] = self.delivery.cohorts.by_id[sub].view.batch
             out.append(row)
         return out
 

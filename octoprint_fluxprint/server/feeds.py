@@ -2,8 +2,8 @@
 
 The plugin is a registry of one feed (key ``""``, rooms named as they always were);
 the hub has one per configured printer, keyed by the printer id, whose rooms are
-prefixed with that id in python-socketio's room table (``FeedSink``), so two
-printers' ``status@1`` rooms never mix. Each feed brings its own replay source:
+prefixed with that id (``FeedSink``), so two printers' ``status@1`` rooms never
+mix. A room's subscribers are cohorts (server/cohorts.py), never clients. Each feed brings its own replay source:
 the plugin's SQLite log, or the hub's in-memory mirror of the plugin's log.
 """
 
@@ -60,7 +60,7 @@ class FeedSink:
         )
 
     def send_to(self, sid: str, event: str, payload: dict) -> None:
-        self.delivery.send_to(sid, event, payload)
+        self.delivery.send_to(sid, event, payload, feed=self.key)
 
     def enter_room(self, sid: str, room: str) -> None:
         self.delivery.enter_room(sid, self.prefix + room)

@@ -53,6 +53,7 @@ class Admission:
     # may see (None: all) and its profile's status keyframe period (None: default)
     scope: Optional[frozenset] = None
     keyframe: Optional[float] = None
+    batch: Optional[int] = None  # its profile's printer:batch tick (ms), if any
 
 
 class Guard:
@@ -216,6 +217,7 @@ class Guard:
             scope = getattr(user, "printers", None)
             verdict.scope = None if scope is None else frozenset(scope)
             verdict.keyframe = getattr(user, "keyframe", None)
+            verdict.batch = getattr(user, "batch", None)
             mine = sum(1 for info in clients.values() if info.user == verdict.user)
             if mine >= self.limits.max_connections_per_user:
                 verdict.reason = A.TOO_MANY

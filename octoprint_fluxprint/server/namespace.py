@@ -4,6 +4,8 @@ the guard do the sending and the refusing.
 
 It serves the printers in ``feeds`` (server/feeds.py): the plugin registers one,
 the hub one per printer (``multi``: printers lists, per-printer cursors, scopes).
+Each client is in the cohort of its view (server/membership.py); what it asks for
+moves it to another one.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from typing import Any, Callable, Optional
 from socketio.exceptions import ConnectionRefusedError
 
 from ..core import schema as S
+from ..core.views import View
 from .delivery import Delivery
 from .feeds import Feed
 from .guard import ACK_WANTED, Guard
+from .membership import Membership
 from .resume import REPLAY_PAGE, Resumer
 from .sessions import ClientInfo, Sessions
 
@@ -35,6 +39,7 @@ class Namespace:
         self.delivery = delivery
         self.resumer = Resumer(sessions, delivery)
         self.feeds: dict[str, Feed] = {}  # from the host: key -> printer feed
+        self.membership = Membership(delivery, self.feeds)
         self.multi = False  # the hub: many printers, printer lists, cursors per printer
         # the hub's redis source: printers register at any time (a cursor for one
         # not served yet waits for it instead of refusing the client)
@@ -107,9 +112,9 @@ class Namespace:
         return out
 
     def _mine(self, sid: str) -> list[str]:
-        """The feeds a client receives (joined, or joining after a replay)."""
-        info = self.sessions.clients.get(sid)
-        return [] if info is None else sorted(info.extra.get("feeds", ()))
+        """The feeds a client receives (entered, or entering after a replay)."""
+        view = self.membership.view(sid)
+        return [] if view is None else sorted(view.feeds)
 
     # ~~ connect and resume
 
@@ -143,8 +148,8 @@ class Namespace:
         info.extra.update(
             scope=scope,
             keyframe=verdict.keyframe,
+            batch=verdict.batch,
             cursors=cursors,
-            feeds=set(),
             pending_cursors=pending,
         )
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, S.NAMESPACE)
@@ -167,12 +172,17 @@ class Namespace:
                     0.01, self._after_connect, sid, attempt + 1
                 )
             return
-        self.delivery.budgets.add(sid)
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, S.NAMESPACE)
+        cursors = info.extra.pop("cursors", {})
+        keys = self.visible(sid)
+        view = View.initial(keys, info.extra.get("keyframe"), info.extra.get("batch"))
+        # a printer joined by a replay: nothing of it until the replay is set up
+        masked = {k for k in keys if cursors.get(k) is not None and self.feeds[k].log}
+        self.membership.add(sid, eio_sid, info, view, masked)
         if self.on_joined is not None:
             self.on_joined(sid)
-        cursors = info.extra.pop("cursors", {})
-        for key in self.visible(sid):
-            self._join(sid, key, cursors.get(key), None)
+        for key in keys:
+            self._enter(sid, key, cursors.get(key))
 
     def join_new_feed(self, key: str) -> list[str]:
         """A printer added at runtime (``feeds[key]`` is set): every client that may
@@ -181,54 +191,54 @@ class Namespace:
         name = self.feeds[key].name
         for sid, info in list(self.sessions.clients.items()):
             extra = info.extra
-            if "cursors" in extra or extra.get("narrowed") or key in extra["feeds"]:
+            view = self.membership.view(sid)
+            if "cursors" in extra or extra.get("narrowed") or view is None:
                 continue  # still connecting (joins it then), or chose its printers
             scope = extra.get("scope")
-            if scope is None or name in scope:  # visible(sid), for one feed
+            if key not in view.feeds and (scope is None or name in scope):
                 since = extra.get("pending_cursors", {}).pop(name, None)
-                self._join(sid, key, since, None)
+                self.membership.mask(sid, {key})
+                self.membership.move(sid, view.with_feeds(view.feeds | {key}))
+                self._enter(sid, key, since)
                 joined.append(sid)
         return joined
 
-    def _join(
-        self, sid: str, key: str, since: Optional[int], request: Optional[Any]
-    ) -> None:
-        """Adds a client to a printer: its status now, or after a replay."""
-        feed = self.feeds[key]
-        info = self.sessions.clients[sid]
-        info.extra["feeds"].add(key)
-
+    def _enter(self, sid: str, key: str, since: Optional[int]) -> None:
+        """A client enters a printer it joins (in its view, masked): its status now,
+        or its replay first (it gets the printer's messages from the replay's
+        start)."""
+        feed = self.feeds.get(key)
+        membership = self.membership
+        if feed is None or sid not in self.sessions.clients:
+            return
         state = feed.state
-
-        def enter() -> dict:
-            status = state.add_client(sid)
-            keyframe = info.extra.get("keyframe")
-            if keyframe:  # the client's profile (fluxstudio: 5 s)
-                state.subscribe(sid, S.SubscribeRequest(keyframe=keyframe))
-            if request is not None:
-                state.subscribe(sid, request)
-            return status
-
         if since is not None and feed.log is not None:
-            # in the rooms before the replay's first read; the status after it
             asyncio.ensure_future(
                 self.resumer.resume(
-                    sid, feed, since, lambda: state.after_replay(sid), enter
+                    sid,
+                    feed,
+                    since,
+                    lambda: state.after_replay(sid),
+                    lambda: membership.unmask(sid, key),
                 )
             )
             return
-        status = enter()
+        membership.unmask(sid, key)
         self.delivery.skip_queued(sid, key)  # older telemetry: not before the status
-        self.delivery.send_to(sid, S.EV_STATUS, status)
+        for event, payload in state.joined(self.delivery.cohorts.subscriber_of(sid)):
+            self.delivery.send_to(sid, event, payload, feed=key)
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
         info = self.sessions.clients.pop(sid, None)
         eio_sid = self.sessions.eio_sid(sid)
-        self.delivery.forget(sid, eio_sid)
+        view = self.membership.view(sid)
+        self.delivery.forget(sid)
+        self.membership.leave(sid)
         if eio_sid:
             self.sessions.ws_handlers.pop(eio_sid, None)
-        for feed in self.feeds.values():
-            feed.state.remove_client(sid)
+        for key in sorted(view.feeds) if view is not None else ():
+            if key in self.feeds:
+                self.feeds[key].state.remove_client(sid)  # a status it waited for
         if info is not None:
             _logger.info("Client %s from %s disconnected (%s)", sid, info.remote, reason)
 
@@ -238,11 +248,9 @@ class Namespace:
         """The feeds the client is in the rooms of and not still joining by a
         replay (empty: not ready)."""
         joining = self.resumer.joining
-        return [
-            k
-            for k in self._mine(sid)
-            if sid in self.feeds[k].state.subs and (sid, k) not in joining
-        ]
+        m = self.membership.member(sid)
+        masked = () if m is None else m.masked
+        return [k for k in self._mine(sid) if k not in masked and (sid, k) not in joining]
 
     def _request(self, sid: str, model: Any, data: Any) -> tuple[list[str], Any, Any]:
         """(the feeds the client is ready in, its validated request, an error ack)."""
@@ -269,31 +277,37 @@ class Namespace:
             if unknown:
                 return {"ok": False, "error": f"printer not allowed: {unknown[0]}"}
             wanted = {names[p] for p in request.printers}
-            self.sessions.clients[sid].extra["narrowed"] = True
         try:
             cursors = self.resolve_cursors(request.since, sorted(wanted))
         except ValueError as exc:
             return {"ok": False, "error": str(exc).replace("last_seq", "since")}
-        info = self.sessions.clients[sid]
+        if any(self.feeds[k].log is None for k in cursors if k in joined):
+            return {"ok": False, "error": "no event log"}
+        view = self.membership.view(sid)
+        assert view is not None
+        if request.printers is not None:
+            self.sessions.clients[sid].extra["narrowed"] = True
         for key in sorted(mine - wanted):
-            self.feeds[key].state.remove_client(sid)
-            info.extra["feeds"].discard(key)
+            self.delivery.replaying.pop((sid, key), None)
+            self.feeds[key].state.remove_client(sid)  # a status it waited for
+        # printers added: nothing of them until they are entered, after the ack
+        self.membership.mask(sid, wanted - mine)
+        view = view.subscribed(request).with_feeds(wanted)
+        self.membership.move(sid, view)
+        sub = self.delivery.cohorts.subscriber_of(sid)
         ack: dict[str, Any] = {"ok": True}
         for key in sorted(wanted & set(joined)):
             state = self.feeds[key].state
-            ack.update(state.subscribe(sid, request))
+            ack.update(state.describe(sub))
             if request.history and not self.multi:
                 ack["history"] = state.history(self.feeds[key].history(), request.history)
             since = cursors.get(key)
             if since is not None:
-                if self.feeds[key].log is None:
-                    return {"ok": False, "error": "no event log"}
                 self._resubscribe(sid, key, since)
         for key in sorted(wanted - mine):
             # the ack goes first; then the replay (or status), and live
-            asyncio.get_running_loop().call_soon(
-                self._join, sid, key, cursors.get(key), request
-            )
+            asyncio.get_running_loop().call_soon(self._enter, sid, key, cursors.get(key))
+        ack["batch"] = view.batch
         if self.multi:
             ack["printers"] = sorted(self.feeds[k].name for k in wanted)
         return ack
@@ -313,9 +327,13 @@ class Namespace:
         joined, request, error = self._request(sid, S.UnsubscribeRequest, data)
         if error:
             return error
+        view = self.membership.view(sid)
+        assert view is not None
+        self.membership.move(sid, view.unsubscribed(request))
+        sub = self.delivery.cohorts.subscriber_of(sid)
         ack: dict[str, Any] = {"ok": True}
         for key in joined:
-            ack.update(self.feeds[key].state.unsubscribe(sid, request))
+            ack.update(self.feeds[key].state.describe(sub))
         return ack
 
     async def _on_request_status(self, sid: str, data: Any = None) -> dict:

@@ -44,7 +44,7 @@ class EngineCollector:
         summary.add_metric(
             [self.host],
             count_value=fanout.get("broadcasts", 0),
-            sum_value=fanout.get("total_s", 0.0),
+            sum_value=fanout.get("total_ms", 0.0) / 1000.0,
         )
         yield summary
         counters = (
@@ -56,6 +56,8 @@ class EngineCollector:
             ("replays", "Resumes answered by a replay"),
             ("replayed_events", "Durable events sent by replays"),
             ("resyncs", "Resumes answered by printer:resync"),
+            ("batches_out", "printer:batch frames written to clients"),
+            ("batch_items_out", "Printer updates in those batches, per client"),
         ):
             if name in counters:
                 metric = CounterMetricFamily(f"fluxprint_{name}", doc, labels=labels)

@@ -36,15 +36,17 @@ class Resumer:
         then: Callable[[], list[tuple[str, dict]]],
         enter: Optional[Callable[[], Any]] = None,
     ) -> None:
-        """``enter`` (a client that connected with a cursor) puts it into the feed's
-        rooms *before* the first read, so every durable event emitted from then on
-        reaches its replay session; ``then`` (on the loop once the replay is done)
-        returns what to send it next (a fresh status, delta bases).
+        """``enter`` (a client joining the printer with a cursor) lets the feed's
+        messages reach it *after* its session exists and *before* the first read,
+        so every durable event emitted from then on reaches its replay session;
+        ``then`` (on the loop once the replay is done) returns what to send it next
+        (a fresh status, delta bases).
 
-        The session stays, live, after the replay, until the client leaves or
-        resumes again: a durable event the pages held may still be on its way to the
-        room (committed, its on_durable hop to the loop not run yet), and
-        ``offer_live`` drops it instead of sending it twice."""
+        The session stays, live, after the replay, until everything the delivery's
+        outbox held then has gone out (``Delivery.retire``): a durable event the
+        pages held may still be on its way to the room (committed, its on_durable
+        hop to the loop not run yet), and ``offer_live`` drops it instead of sending
+        it twice."""
         clients = self.sessions.clients
         key = (sid, feed.key)
         if sid not in clients:
@@ -67,17 +69,19 @@ class Resumer:
         clients = self.sessions.clients
         key = (sid, feed.key)
         replaying = self.delivery.replaying
-        if feed.ready is not None and not feed.ready.is_set():
-            # the hub's mirror is still filling from the plugin: live durable events
-            # meanwhile are buffered, and the replay reads the complete mirror
-            replaying[key] = ReplaySession(since)
+        waits = feed.ready is not None and not feed.ready.is_set()
+        hold = None
+        if waits or feed.catch_up is not None:
+            # the replay source is still filling (the hub's mirror from the plugin)
+            # or catching up: live durable events meanwhile are buffered (and read
+            # by the replay), nothing of this printer reaches the client
+            hold = replaying[key] = ReplaySession(since)
             if enter is not None:
                 enter()
                 enter = None
-            try:
-                await feed.ready.wait()
-            finally:
-                replaying.pop(key, None)
+        if waits:
+            assert feed.ready is not None
+            await feed.ready.wait()
             if sid not in clients:
                 return
         if feed.catch_up is not None:
@@ -96,7 +100,9 @@ class Resumer:
                 "oldestSeq": log.oldest_seq(),
                 "lastSeq": log.last_seq(),
             }
-            send_one(sid, S.EV_RESYNC, feed.state.stamp(body))
+            send_one(sid, S.EV_RESYNC, feed.state.stamp(body), feed.key)
+            if hold is not None and replaying.get(key) is hold:
+                replaying.pop(key, None)  # live again: the status follows
         else:
             session = replaying[key] = ReplaySession(since)
             if enter is not None:
@@ -126,7 +132,10 @@ class Resumer:
         self.delivery.skip_queued(sid, feed.key)
         for event, payload in then():
             # behind any durable event still waiting for its commit
-            self.delivery.send_to(sid, event, payload)
+            self.delivery.send_to(sid, event, payload, feed=feed.key)
+        session = replaying.get(key)
+        if session is not None and session.live:
+            delivery.retire(key, session)
 
     async def _replay(
         self, sid: str, feed: Feed, session: ReplaySession, send_one: Any
@@ -150,8 +159,8 @@ class Resumer:
             for _seq, event, payload in session.take_page(
                 (row.seq, row.event, row.payload) for row in rows
             ):
-                send_one(sid, event, payload)
+                send_one(sid, event, payload, feed.key)
             if len(rows) < REPLAY_PAGE:
                 break
         for _seq, event, payload in session.finish():
-            send_one(sid, event, payload)
+            send_one(sid, event, payload, feed.key)

@@ -15,12 +15,11 @@ and, with permessage-deflate, compress it again, per client. Here:
   parameters, the cached UTF-8 bytes where it does not compress. Anything else
   (per-client ``deflate``, other window sizes, plain strings) goes through tornado.
 
-- ``send_direct(sock, handler, pkt)`` is the broadcast path for websocket clients:
-  when engine.io holds nothing for the client it writes the cached frame (header
-  included, the same bytes for every client) with one ``send()`` on the socket,
-  skipping engine.io's per-socket queue and writer task and tornado's write buffer
-  and per-write future; otherwise the packet takes engine.io's queue, so a client's
-  stream stays in order.
+- ``uncork(conn)`` writes what the fan-out (server/fanout.py) corked for a
+  connection during a loop turn: one ``send()`` on the socket when tornado holds
+  nothing for it, skipping engine.io's per-socket queue and writer task and
+  tornado's write buffer and per-write future; ``write_message`` uncorks first, so
+  what engine.io writes later (acks, pings) stays behind it.
 
 tornado's private ``WebSocketProtocol13`` attributes ``_compressor``, ``stream``,
 ``_message_bytes_out``/``_wire_bytes_out`` and ``IOStream._write_buffer``/
@@ -86,6 +85,11 @@ class FrameText(str):
             return cache[deflate]
 
 
+def shared_frame(body: bytes) -> bytes:
+    """A deflate_shared stream's frame for ``body`` (RSV1 set, header included)."""
+    return _header(len(body), True) + body
+
+
 def _header(length: int, deflate: bool) -> bytes:
     first = 0x80 | _OPCODE_TEXT | (_RSV1 if deflate else 0)  # FIN, text
     if length < 126:
@@ -110,13 +114,22 @@ class BroadcastPacket(eio_packet.Packet):
 
 
 def broadcast_packet(
-    encoded: str, private: bool = False, shared: Optional[bytes] = None
+    encoded: str,
+    private: bool = False,
+    shared: Optional[bytes] = None,
+    like: Optional[FrameText] = None,
 ) -> eio_packet.Packet:
     """The Engine.IO MESSAGE packet for one Socket.IO packet sent to many clients
-    (``private``: to one; ``shared``: a deflate_shared stream's body for it)."""
+    (``private``: to one; ``shared``: a deflate_shared stream's body for it;
+    ``like``: the same message's frame text, whose cached forms it reuses)."""
     pkt = BroadcastPacket(eio_packet.MESSAGE, encoded)
     pkt.private = private
     pkt.shared = shared
+    if like is not None:
+        text = pkt.encode()
+        for name in ("_utf8", "_deflated", "_frames"):
+            if name in like.__dict__:
+                setattr(text, name, like.__dict__[name])
     return pkt
 
 
@@ -200,8 +213,10 @@ class FramesHandlerMixin:
         super().set_header(name, value)  # type: ignore[misc]
 
     def write_message(self, message: Any, binary: bool = False) -> Any:
+        conn = getattr(self, "ws_connection", None)
+        if conn is not None and getattr(conn, "_fp_corked", None):
+            uncork(conn)  # what the fan-out corked goes before this
         if isinstance(message, FrameText) and not binary:
-            conn = getattr(self, "ws_connection", None)
             if conn is not None and getattr(conn, "stream", None) is not None:
                 frame = None if conn.is_closing() else frame_for(conn, message)
                 if frame is not None:
@@ -246,37 +261,21 @@ def _write(conn: Any, message: FrameText, frame: bytes) -> Any:
     return asyncio.ensure_future(wrapper())
 
 
-def send_direct(sock: Any, handler: Any, pkt: Any) -> bool:
-    """Writes ``pkt`` to a websocket client at once, skipping engine.io's per-socket
-    queue and writer task (a ``Queue.get`` under ``asyncio.wait_for``, that is a task
-    and a timer, per message per client). False: use engine.io's queue instead.
-
-    Order is kept: the direct path is taken only when engine.io holds nothing for the
-    client. ``Queue._unfinished_tasks`` counts what is queued *and* what the writer
-    task has taken but not yet written (``poll()`` calls ``task_done()`` right before
-    the writer's synchronous ``write_message``), so a packet in flight there sends
-    this one to the queue behind it. Long-polling clients, clients still upgrading
-    and closing connections always use the queue."""
-    if sock is None or handler is None or sock.closed or sock.closing:
+def uncork(conn: Any) -> bool:
+    """Writes the frames the fan-out corked for a connection (server/fanout.py):
+    one ``send()`` for all of them when tornado holds nothing, tornado's buffer for
+    the rest. False: nothing was corked, or the stream is closed."""
+    frames = conn._fp_corked
+    conn._fp_corked = None
+    stream = getattr(conn, "stream", None)
+    if not frames or stream is None or stream.closed():
         return False
-    if not sock.upgraded or sock.upgrading:
-        return False
-    # counts queued packets too (task_done() is called per packet taken)
-    if getattr(sock.queue, "_unfinished_tasks", 1):
-        return False
-    conn = getattr(handler, "ws_connection", None)
-    if conn is None or conn.is_closing():
-        return False
-    message = pkt.encode()
-    try:
-        frame = frame_for(conn, message) if isinstance(message, FrameText) else None
-        if frame is not None and getattr(conn, "stream", None) is not None:
-            # nobody awaits a broadcast write: no wrapper task per client
-            _write_cached(conn, message, frame)
-        else:
-            handler.write_message(message)
-    except Exception:  # closed meanwhile: engine.io's path notices and cleans up
-        return False
+    data = frames[0] if len(frames) == 1 else b"".join(frames)
+    if not _send_now(stream, data):
+        try:
+            stream.write(data)
+        except Exception:  # closed meanwhile: tornado's own path notices
+            return False
     return True
 
 

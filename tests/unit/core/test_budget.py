@@ -158,3 +158,30 @@ def test_budgets_poll_many(clock):
     assert set(budgets.stats()) == {"a", "b"}
     budgets.set_limits(Limits(max_messages=100, max_bytes=10))
     assert budgets.clients["a"].limits.max_messages == 100
+
+
+def test_clear_is_send_without_changing_anything():
+    clock = Clock()
+    b = ClientBudget(Limits(max_messages=10, max_bytes=1000, grace=2), clock)
+    assert b.clear(0, 1000) and not b.clear(11, 0) and not b.clear(0, 1001)
+    assert b.offer("printer:temperature", 1, False, 0, 1000) == SEND
+    b.offer("printer:temperature", 1, False, 20, 0)  # over: held from now
+    assert not b.clear(0, 0)
+
+
+def test_a_batched_client_skips_ticks_while_busy_or_over_and_goes_when_over_long():
+    clock = Clock()
+    b = ClientBudget(Limits(max_messages=10, max_bytes=1000, grace=2), clock)
+    assert b.tick(0, 0, busy=False) == SEND
+    assert b.tick(0, 10, busy=True) == HOLD  # its socket still writes: skip
+    assert not b.backed_up  # ...without being over budget
+    assert b.tick(0, 2000, busy=True) == HOLD  # over: skip, the grace starts
+    clock.now += 1
+    assert b.tick(0, 600, busy=False) == HOLD  # hysteresis: still over half
+    clock.now += 1.5
+    verdict = b.tick(0, 600, busy=False)
+    assert verdict.action is Action.DISCONNECT and "over its outbound budget" in (
+        verdict.reason or ""
+    )
+    fresh = ClientBudget(Limits(max_messages=10, max_bytes=1000), clock)
+    assert fresh.tick(0, 4001, busy=True).action is Action.DISCONNECT  # 4x: at once

@@ -192,3 +192,47 @@ def test_an_unchanged_status_is_not_relayed_again_but_reaches_who_waits():
     changed = {**body, "state": {"text": "Operational"}}
     state.on_payload(S.EV_STATUS, payload(6, ts=7000, **changed))
     assert [e["seq"] for e in sink.events(S.EV_STATUS)] == [3, 5, 6]
+
+
+def test_a_cohort_in_the_rooms_serves_its_clients_statuses_owed():
+    """Clients are in the rooms through their cohort (server/cohorts.py): a status
+    owed after a replay goes through the cohort's status room, or straight to the
+    client when its cohort's room did not take it."""
+    _clock, sink, state = make()
+    cohort_of = {"x": "C", "y": "D"}
+    state.subscriber_of = lambda sid: cohort_of.get(sid, sid)
+    state.place("C", channels=S.CHANNELS, requested={})
+    state.place("D", channels=["jobs"], requested={})  # no status room
+    assert state.joined("C") == [(S.EV_STATUS, state.add_status())]
+    state.after_replay("x")
+    state.after_replay("y")
+    sink.sent.clear()
+    state.on_payload(
+        S.EV_STATUS,
+        payload(4, state={}, temperature={}, job={}, progress={}, connection={}),
+    )
+    rooms = [(room, p["seq"]) for _e, p, room, _t in sink.sent]
+    assert ("status@0", 4) in rooms  # x gets it through C's room
+    assert ("@y", 4) in rooms and ("@x", 4) not in rooms
+    state.remove_client("C")
+    assert "C" not in state.subs and not sink.rooms.get("status@0")
+
+
+def test_a_profile_may_batch_its_clients_within_bounds():
+    from octoprint_fluxprint.hub import config as C
+    from octoprint_fluxprint.hub.identity import HubIdentity
+
+    base = {
+        "printers": [{"id": "mk4", "url": "http://o", "apikey": "k"}],
+        "auth": {"tokens": [{"name": "w", "sha256": "a" * 64, "profile": "wall"}]},
+    }
+    cfg = C.parse({**base, "profiles": {"wall": {"batch": 250}}}, env={})
+    assert cfg.profile("wall").batch == 250 and cfg.profile("dashboard").batch == 0
+    identity = HubIdentity(cfg)
+    assert identity.tokens[0][1].batch == 250 and identity.trusted.batch == 0
+    for bad in (20, 20_000, 2.5, "250"):
+        with pytest.raises(C.ConfigError) as err:
+            C.parse({**base, "profiles": {"wall": {"batch": bad}}}, env={})
+        assert str(err.value).startswith("profiles.wall.batch: ")
+    with pytest.raises(C.ConfigError, match="batch is 0 .single events. or 50 to 10000"):
+        C.parse({**base, "profiles": {"wall": {"batch": 20}}}, env={})

@@ -23,7 +23,6 @@ from octoprint_fluxprint.core import schema as S
 from octoprint_fluxprint.core.replay import DURABLE_EVENTS
 from tests.unit.core.test_printer import current, temps
 from tests.unit.server.test_resume_seam import (  # noqa: F401 (the fixture)
-    _plain_frames,
     connect,
     job_started,
     make_engine,
@@ -52,16 +51,15 @@ def test_telemetry_queued_during_the_replay_does_not_overtake_the_status(join):
 
     async def scenario():
         engine, state, log, received = make_engine(asyncio.get_running_loop())
-        connect(engine, "c")
+        connect(engine, "c", masked=join)  # else in the rooms, with its status
         if not join:
-            state.add_client("c")
             engine.delivery.send_to("c", S.EV_STATUS, state.status_payload())
         gate = threading.Event()
         log.on_read = gate.wait  # the replay's read waits for the test
         job_started(state)  # durable, not committed: the outbox waits for it
         namespace = engine.namespace
         if join:
-            namespace._join("c", "", 0, None)
+            namespace._enter("c", "", 0)
             task = None
         else:
             feed = namespace.feeds[""]
@@ -90,12 +88,11 @@ def test_telemetry_queued_during_the_replay_does_not_overtake_the_status(join):
 def test_telemetry_queued_before_a_client_joins_does_not_precede_its_status():
     async def scenario():
         engine, state, log, received = make_engine(asyncio.get_running_loop())
-        connect(engine, "old")
-        state.add_client("old")
+        connect(engine, "old")  # in the printer's rooms through its cohort
         job_started(state)  # durable, not committed: the outbox waits for it
         telemetry(state)  # emitted to the room before "new" is in it
-        connect(engine, "new")
-        engine.namespace._join("new", "", None, None)  # no cursor: status now
+        connect(engine, "new", masked=True)  # the same view: the same cohort
+        engine.namespace._enter("new", "", None)  # no cursor: status now
         telemetry(state)  # after the join: for both
         log.commit()
         log.call_back()

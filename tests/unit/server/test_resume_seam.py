@@ -11,8 +11,8 @@ two interleavings of the event log's writer thread (COMMIT, then each event's
   on the loop before the read returned was neither in the pages nor offered to the
   session. Fixed: it enters its rooms before the first read.
 
-Real Engine, Delivery, Resumer, Namespace, PrinterState and ReplaySession; fakes
-only for python-socketio's room table, the socket writes and the log's writer."""
+Real Engine, Delivery, cohorts, Resumer, Namespace, PrinterState and ReplaySession;
+fakes only for the socket writes and the log's writer."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from octoprint_fluxprint.core.printer import PrinterState
-from octoprint_fluxprint.server import wsframes
+from octoprint_fluxprint.core.views import View
 from octoprint_fluxprint.server.clock import Clock
 from octoprint_fluxprint.server.engine import Engine
 from octoprint_fluxprint.server.sessions import ClientInfo
@@ -93,19 +93,42 @@ class FakeIOLoop:
         self.loop.call_soon_threadsafe(fn, *args)
 
 
-class _Pkt:
-    def __init__(self, data: str, **_kw: Any):
-        self.data = data
+class FakeWriter:
+    """server/fanout.py's Writer, recording (event, payload) per client."""
 
+    direct_writes = queued_writes = 0
+    pace_until = 0.0
 
-@pytest.fixture(autouse=True)
-def _plain_frames(monkeypatch):
-    monkeypatch.setattr(wsframes, "broadcast_packet", _Pkt)
+    def __init__(self, received: dict[str, list[tuple[str, dict]]]):
+        self.received = received
+
+    def link(self, member: Any) -> Any:
+        return member.sid
+
+    def clear(self, member: Any, link: Any) -> bool:
+        return True
+
+    def measure(self, member: Any, link: Any) -> tuple[int, int]:
+        return 0, 0
+
+    def record(self, sid: str, encoded: str) -> None:
+        event, payload = json.loads(encoded[encoded.index(",") + 1 :])
+        self.received.setdefault(sid, []).append((event, payload))
+
+    def send(self, members, outs, stream, now, gate=None) -> int:
+        for m in members:
+            for out in outs:
+                out.packet()
+                self.record(m.sid, out.encoded)
+        return len(members) * len(outs)
+
+    def write_private(self, link: Any, encoded: str, synced: bool = True) -> bool:
+        self.record(link, encoded)
+        return True
 
 
 def make_engine(loop: asyncio.AbstractEventLoop):
     engine = Engine(authenticate=lambda auth, environ: None)
-    rooms: dict[str, set[str]] = {}
     received: dict[str, list[tuple[str, dict]]] = {}
     seq = itertools.count(1)
     state = PrinterState(
@@ -117,30 +140,19 @@ def make_engine(loop: asyncio.AbstractEventLoop):
     )
     log = FakeLog()
     engine.attach(FakeIOLoop(loop), state, eventlog=log, last_seq=lambda: 10**9)
-    manager = engine.sio.manager
-    manager.get_participants = lambda ns, room: [
-        (sid, "eio-" + sid) for sid in sorted(rooms.get(room, ()))
-    ]
-    manager.eio_sid_from_sid = lambda sid, ns: "eio-" + sid
-    manager.basic_enter_room = lambda sid, ns, room: rooms.setdefault(room, set()).add(
-        sid
-    )
-    manager.basic_leave_room = lambda sid, ns, room: rooms.get(room, set()).discard(sid)
-
-    def send_all(eio_sids, pkt):
-        event, payload = json.loads(pkt.data[pkt.data.index(",") + 1 :])
-        for eio_sid in eio_sids:
-            received.setdefault(eio_sid[4:], []).append((event, payload))
-
-    engine.delivery._send_all = send_all
+    engine.delivery.writer = engine.delivery.cohorts.writer = FakeWriter(received)
     return engine, state, log, received
 
 
-def connect(engine: Engine, sid: str) -> None:
-    engine.sessions.clients[sid] = ClientInfo(
-        sid=sid, user="u", remote="127.0.0.1", since=0, extra={"feeds": set()}
+def connect(engine: Engine, sid: str, masked: bool = False) -> None:
+    """A client in the namespace (as _after_connect leaves it): in its view's
+    cohort, the printer masked when it joins it by a replay."""
+    info = engine.sessions.clients[sid] = ClientInfo(
+        sid=sid, user="u", remote="127.0.0.1", since=0
     )
-    engine.delivery.budgets.add(sid)
+    engine.namespace.membership.add(
+        sid, "eio-" + sid, info, View.initial([""]), {""} if masked else set()
+    )
 
 
 def durable_seqs(messages) -> list[int]:
@@ -156,7 +168,7 @@ async def resume(engine: Engine, sid: str, since: int, join: bool) -> None:
     {since} of a client already in its rooms."""
     namespace = engine.namespace
     if join:
-        namespace._join(sid, "", since, None)
+        namespace._enter(sid, "", since)
         await asyncio.sleep(0)
         while (sid, "") in namespace.resumer.joining:
             await asyncio.sleep(0.001)
@@ -174,19 +186,23 @@ def test_row_read_before_its_on_durable_hop_is_sent_once(join):
 
     async def scenario():
         engine, state, log, received = make_engine(asyncio.get_running_loop())
-        connect(engine, "c")
-        if not join:
-            state.add_client("c")  # subscribed already, resumes with subscribe{since}
+        connect(engine, "c", masked=join)  # else subscribed, resumes with {since}
         job_started(state)  # seq N: queued for the writer, waiting in the outbox
         log.commit()  # committed; on_durable not called yet
         await resume(engine, "c", 0, join)
+        kept = ("c", "") in engine.delivery.replaying  # its seam is not past yet
         log.call_back()  # the writer's on_durable -> loop.add_callback(_durable)
         await asyncio.sleep(0.01)
-        return durable_seqs(received.get("c", [])), engine.delivery.seam_duplicates
+        member = engine.delivery.cohorts.members["c"]
+        # the outbox went past the seam: the session retired, the client is plain
+        retired = ("c", "") not in engine.delivery.replaying and not member.special
+        seqs = durable_seqs(received.get("c", []))
+        return seqs, engine.delivery.seam_duplicates, kept, retired
 
-    seqs, dropped = asyncio.run(scenario())
+    seqs, dropped, kept, retired = asyncio.run(scenario())
     assert seqs == sorted(set(seqs)), f"duplicate durable event: {seqs}"
     assert len(seqs) == 1 and dropped == 1
+    assert kept and retired
 
 
 @pytest.mark.parametrize("join", [True, False])
@@ -196,9 +212,7 @@ def test_commit_and_hop_between_read_snapshot_and_read_return_is_not_lost(join):
 
     async def scenario():
         engine, state, log, received = make_engine(asyncio.get_running_loop())
-        connect(engine, "c")
-        if not join:
-            state.add_client("c")
+        connect(engine, "c", masked=join)
         job_started(state)  # seq N queued, not committed
 
         def writer_runs_now():
@@ -218,10 +232,10 @@ def test_commit_and_hop_between_read_snapshot_and_read_return_is_not_lost(join):
 def test_a_joining_client_is_not_ready_until_its_status_is_out():
     async def scenario():
         engine, state, log, received = make_engine(asyncio.get_running_loop())
-        connect(engine, "c")
+        connect(engine, "c", masked=True)
         gate = threading.Event()
         log.on_read = gate.wait  # the read blocks until we let it go
-        engine.namespace._join("c", "", 0, None)
+        engine.namespace._enter("c", "", 0)
         await asyncio.sleep(0.05)
         during = await engine.namespace._on_subscribe("c", {"intervals": {"status": 5}})
         gate.set()

@@ -10,10 +10,22 @@ import zlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from octoprint_fluxprint.server.shared_deflate import TAIL, SharedStreams
+from octoprint_fluxprint.server.shared_deflate import TAIL, CohortStream
 
 CLIENTS = ["c0", "c1", "c2", "c3", "c4"]
-COHORTS = ["rooms-a", "rooms-b"]
+COHORTS = ["view-a", "view-b"]
+
+
+class M:
+    """What CohortStream reads and writes on a member (server/members.py)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.gen = self.seen = 0
+        self.shared_ok = False
+
+    def __repr__(self) -> str:
+        return self.name
 
 
 def standalone(data: bytes) -> bytes:
@@ -29,11 +41,20 @@ def message(i: int, temp: int) -> bytes:
     ).encode()
 
 
-class Clock:
-    now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+def send(stream: CohortStream, data: bytes, members: list, now: float, inflaters):
+    """One broadcast as server/fanout.py writes it; each member inflates it."""
+    body = stream.body(data, members, now)
+    alone = standalone(data)
+    shared = 0
+    for m in members:
+        if m.shared_ok:
+            assert body is not None
+            got = inflaters[m.name].decompress(body + TAIL)
+            shared += 1
+        else:
+            got = inflaters[m.name].decompress(alone + TAIL)
+        assert got == data, (m, data)
+    return shared
 
 
 op = st.one_of(
@@ -53,92 +74,84 @@ op = st.one_of(
 @settings(max_examples=400, deadline=None)
 @given(st.lists(op, max_size=120), st.floats(0, 2.5))
 def test_every_frame_inflates_to_what_was_sent(ops, sync_interval):
-    clock = Clock()
-    streams = SharedStreams(clock, sync_interval=sync_interval)
+    now = 0.0
+    streams = {c: CohortStream(sync_interval) for c in COHORTS}
     inflaters: dict[str, object] = {}
-    member: dict[str, str] = {}
+    members: dict[str, M] = {}
+    cohort_of: dict[str, str] = {}
     n = 0
-    shared_frames = 0
     for kind, a, b in ops:
         if kind == "join":
             if a not in inflaters:  # a new connection: a new inflater
                 inflaters[a] = zlib.decompressobj(-zlib.MAX_WBITS)
-            member[a] = b
-            streams.join(a, b)
+                members[a] = M(a)
+            cohort_of[a] = b
+            members[a].gen = members[a].seen = 0  # what Cohort.add does
         elif kind == "leave":
-            member.pop(a, None)
+            cohort_of.pop(a, None)
             inflaters.pop(a, None)
-            streams.leave(a)
+            members.pop(a, None)
         elif kind == "upgrade":
-            # polling -> websocket: the same client gets a fresh inflater
-            if a in member:
+            # polling -> websocket: the same client gets a fresh inflater, and its
+            # first frames on the websocket are its first on any stream
+            if a in cohort_of:
                 inflaters[a] = zlib.decompressobj(-zlib.MAX_WBITS)
-                streams.leave(a)
-                streams.join(a, member[a])
+                members[a].gen = members[a].seen = 0
         elif kind == "private":
             # per-client messages go with RSV1 clear: the inflater never sees them
             pass
         elif kind == "tick":
-            clock.now += a
+            now += a
         else:
             n += 1
-            data = message(n, n % 7)
-            targets = [c for c, cohort in member.items() if cohort == a and c not in b]
-            plan = streams.plan(a, data, targets)
-            assert sorted(plan.synced + plan.alone) == sorted(targets)
-            alone = standalone(data)
-            for client in plan.synced:
-                shared_frames += 1
-                got = inflaters[client].decompress(plan.shared + TAIL)
-                assert got == data, (client, n)
-            for client in plan.alone:
-                assert inflaters[client].decompress(alone + TAIL) == data, (client, n)
-            for client in b:  # skipped: got nothing, so it is off its stream now
-                if member.get(client) == a:
-                    assert not streams.is_synced(client)
-    # nothing is left for clients that left
-    assert set(streams.cohort_of) == set(member)
+            targets = [
+                members[c] for c, co in cohort_of.items() if co == a and c not in b
+            ]
+            frames = streams[a].frames
+            send(streams[a], message(n, n % 7), targets, now, inflaters)
+            for c in b:  # skipped a frame of its stream: off it now
+                if cohort_of.get(c) == a and streams[a].frames > frames:
+                    assert not streams[a].synced(members[c])
 
 
 def test_shared_frames_are_smaller_once_the_window_is_warm():
-    clock = Clock()
-    streams = SharedStreams(clock, sync_interval=2.0)
-    for client in CLIENTS:
-        streams.join(client, "rooms-a")
+    stream = CohortStream(2.0)
+    members = [M(c) for c in CLIENTS]
+    inflaters = {c: zlib.decompressobj(-zlib.MAX_WBITS) for c in CLIENTS}
     sizes_shared, sizes_alone = [], []
     for i in range(200):
         data = message(i, i % 5)
-        plan = streams.plan("rooms-a", data, CLIENTS)
-        if i == 0:
-            assert plan.synced == sorted(CLIENTS)  # nobody synced yet: sync at once
-        sizes_shared.append(len(plan.shared))
+        body = stream.body(data, members, 0.0)
+        if i == 0:  # nobody synced yet: a sync point at once
+            assert all(m.shared_ok for m in members)
+        for m in members:
+            assert inflaters[m.name].decompress(body + TAIL) == data
+        sizes_shared.append(len(body))
         sizes_alone.append(len(standalone(data)))
     # the same JSON again and again: the shared window makes it a fraction
     assert sum(sizes_shared[10:]) * 2 < sum(sizes_alone[10:])
-    assert streams.stats()["streams"] == 1
+    assert stream.syncs == 1 and stream.frames == 200
 
 
 def test_a_late_joiner_waits_for_the_next_sync_point_and_costs_the_others_one():
-    clock = Clock()
-    streams = SharedStreams(clock, sync_interval=2.0)
-    streams.join("old", "rooms-a")
-    streams.plan("rooms-a", message(1, 1), ["old"])
-    streams.join("new", "rooms-a")
-    plan = streams.plan("rooms-a", message(2, 1), ["old", "new"])
-    assert plan.synced == ["old"] and plan.alone == ["new"]
-    clock.now += 2.0
-    plan = streams.plan("rooms-a", message(3, 1), ["old", "new"])
-    assert plan.synced == ["new", "old"] and plan.alone == []
-    assert streams.streams["rooms-a"].syncs == 2
+    stream = CohortStream(2.0)
+    old, new = M("old"), M("new")
+    inflaters = {m.name: zlib.decompressobj(-zlib.MAX_WBITS) for m in (old, new)}
+    send(stream, message(1, 1), [old], 0.0, inflaters)
+    assert send(stream, message(2, 1), [old, new], 1.0, inflaters) == 1
+    assert old.shared_ok and not new.shared_ok
+    assert send(stream, message(3, 1), [old, new], 2.0, inflaters) == 2
+    assert stream.syncs == 2
 
 
 def test_a_skipped_frame_takes_a_client_off_the_stream():
-    clock = Clock()
-    streams = SharedStreams(clock, sync_interval=5.0)
-    for client in ("a", "b"):
-        streams.join(client, "rooms-a")
-    streams.plan("rooms-a", message(1, 1), ["a", "b"])
-    streams.plan("rooms-a", message(2, 1), ["a"])  # b is over budget: held
-    assert not streams.is_synced("b") and streams.diverged == 1
-    plan = streams.plan("rooms-a", message(3, 1), ["a", "b"])
-    assert plan.alone == ["b"]
+    stream = CohortStream(5.0)
+    a, b = M("a"), M("b")
+    inflaters = {m.name: zlib.decompressobj(-zlib.MAX_WBITS) for m in (a, b)}
+    send(stream, message(1, 1), [a, b], 0.0, inflaters)
+    send(stream, message(2, 1), [a], 0.0, inflaters)  # b is over budget: held
+    assert stream.synced(a) and not stream.synced(b)
+    send(stream, message(3, 1), [a, b], 1.0, inflaters)
+    assert a.shared_ok and not b.shared_ok
+    send(stream, message(4, 1), [a, b], 5.0, inflaters)  # the next sync point
+    assert a.shared_ok and b.shared_ok and stream.synced(b)

@@ -1,16 +1,21 @@
-"""Compress-once broadcast frames and the direct write path (real tornado streams
-on a socketpair, real asyncio queues)."""
+"""Compress-once broadcast frames and the fan-out's corked writes (real tornado
+streams on a socketpair, real asyncio queues)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import zlib
+from types import SimpleNamespace
 
 import pytest
 from tornado.iostream import IOStream
 
+from octoprint_fluxprint.core.budget import ClientBudget, Limits
 from octoprint_fluxprint.server import wsframes
+from octoprint_fluxprint.server.fanout import Writer
+from octoprint_fluxprint.server.members import Member
 
 
 def parse_frame(data: bytes) -> tuple[int, bool, bytes, bytes]:
@@ -54,8 +59,7 @@ class FakeSock:
 
 class Conn:
     _compressor = None  # not compressing
-    _message_bytes_out = 0
-    _wire_bytes_out = 0
+    client_terminated = server_terminated = False
 
     def __init__(self, stream):
         self.stream = stream
@@ -67,38 +71,66 @@ class Conn:
 class Handler:
     def __init__(self, stream):
         self.ws_connection = Conn(stream)
-        self.fallback: list = []
-
-    def write_message(self, message, binary=False):
-        self.fallback.append(message)
 
 
-def test_send_direct_only_when_engineio_holds_nothing():
+class Out:
+    """What server/fanout.py's Writer.send takes: a message's packet, built once."""
+
+    def __init__(self, i: int):
+        self.encoded = f'2/ws/printing,["e",{i}]'
+        self._pkt = wsframes.broadcast_packet(self.encoded)
+
+    def packet(self):
+        return self._pkt
+
+
+def test_the_writer_corks_a_turn_into_one_send_and_keeps_order_with_the_queue():
     async def main():
         a, b = socket.socketpair()
-        stream = IOStream(a)
-        handler = Handler(stream)
-        sock = FakeSock()
-        pkt = wsframes.broadcast_packet('2/ws/printing,["e",1]')
-        # a packet waiting in engine.io's queue: this one goes behind it
-        sock.queue.put_nowait("queued")
-        assert not wsframes.send_direct(sock, handler, pkt)
-        # taken by the writer task but not yet written (task_done not called)
-        assert sock.queue.get_nowait() == "queued"
-        assert not wsframes.send_direct(sock, handler, pkt)
-        sock.queue.task_done()
-        sock.upgrading = True
-        assert not wsframes.send_direct(sock, handler, pkt)
-        sock.upgrading = False
-        assert wsframes.send_direct(sock, handler, pkt)
         b.setblocking(False)
+        stream = IOStream(a)
+        sock, handler = FakeSock(), Handler(stream)
+        sio = SimpleNamespace(eio=SimpleNamespace(sockets={"e1": sock}))
+        writer = Writer(sio, SimpleNamespace(ws_handlers={"e1": handler}))
+        member = Member(
+            "c1",
+            "e1",
+            SimpleNamespace(messages=0),
+            ClientBudget(Limits(), time.monotonic),
+        )
+        gate_calls = []
+
+        def gate(m, link, out):
+            gate_calls.append(out.encoded)
+            return True
+
+        # a packet waiting in engine.io's queue: the message goes behind it
+        sock.queue.put_nowait("ack")
+        assert writer.send([member], [Out(0)], None, 0.0, gate) == 1
+        assert gate_calls == [Out(0).encoded] and sock.queue.qsize() == 2
+        assert sock.queue.get_nowait() == "ack" and sock.queue.get_nowait() is not None
+        sock.queue.task_done()
+        sock.queue.task_done()
+        # clear: three messages corked, one send() at the end of the loop turn
+        assert writer.send([member], [Out(1), Out(2)], None, 0.0, gate) == 2
+        assert writer.send([member], [Out(3)], None, 0.0, gate) == 1
+        with pytest.raises(BlockingIOError):
+            b.recv(1000)  # nothing yet: corked
         await asyncio.sleep(0)
-        first, _, payload, rest = parse_frame(b.recv(1000))
-        assert payload == pkt.encode().utf8() and rest == b""
-        assert handler.ws_connection._wire_bytes_out == len(pkt.encode().frame(False))
-        assert handler.fallback == []
+        got = b.recv(10000)
+        payloads = []
+        while got:
+            _first, _rsv1, payload, got = parse_frame(got)
+            payloads.append(payload.decode())
+        assert payloads == ["4" + Out(i).encoded for i in (1, 2, 3)]
+        assert writer.sends == 1 and member.info.messages == 4 and len(gate_calls) == 1
+        # corked frames go before anything written another way
+        writer.send([member], [Out(4)], None, 0.0, gate)
+        sock.queue.put_nowait("ack")
+        writer.send([member], [Out(5)], None, 0.0, gate)  # the queue: uncorks first
+        _first, _rsv1, payload, rest = parse_frame(b.recv(10000))
+        assert payload.decode() == "4" + Out(4).encoded and rest == b""
         stream.close()
-        assert not wsframes.send_direct(sock, handler, pkt)  # closing connection
         b.close()
 
     asyncio.run(main())
@@ -136,5 +168,47 @@ def test_direct_writes_keep_order_when_the_kernel_buffer_fills():
         assert frames == sent
         stream.close()
         b.close()
+
+    asyncio.run(main())
+
+
+def test_a_closed_client_in_the_list_does_not_stop_the_others():
+    """tornado drops a closed stream's write buffer (None) before the client's
+    disconnect reaches the namespace: the fan-out skips it, the others get the
+    message (it once raised, and the cohort's turn was lost)."""
+
+    async def main():
+        pairs = [socket.socketpair() for _ in range(2)]
+        streams = [IOStream(a) for a, _b in pairs]
+        socks = {f"e{i}": FakeSock() for i in range(2)}
+        handlers = {f"e{i}": Handler(st) for i, st in enumerate(streams)}
+        sio = SimpleNamespace(eio=SimpleNamespace(sockets=socks))
+        writer = Writer(sio, SimpleNamespace(ws_handlers=handlers))
+        members = [
+            Member(
+                f"c{i}",
+                f"e{i}",
+                SimpleNamespace(messages=0),
+                ClientBudget(Limits(), time.monotonic),
+            )
+            for i in range(2)
+        ]
+        assert writer.send(members, [Out(0)], None, 0.0) == 2  # links found
+        await asyncio.sleep(0)
+        streams[0].close()
+        assert streams[0]._write_buffer is None
+        assert writer.send(members, [Out(1)], None, 0.0) == 1
+        await asyncio.sleep(0)
+        b = pairs[1][1]
+        b.setblocking(False)
+        got = b.recv(10000)
+        payloads = []
+        while got:
+            _first, _rsv1, payload, got = parse_frame(got)
+            payloads.append(payload.decode())
+        assert payloads == ["4" + Out(0).encoded, "4" + Out(1).encoded]
+        for _a, bb in pairs:
+            bb.close()
+        streams[1].close()
 
     asyncio.run(main())
