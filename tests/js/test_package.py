@@ -210,21 +210,8 @@ def test_the_node_suite_against_real_parts(packed, octo, hub, token_hub, artifac
     assert int(counts["pass"]) >= 20, counts
 
 
-def batch_in_schema() -> bool:
-    from octoprint_fluxprint import schemas
-
-    return "printer:batch" in schemas.load()["events"]
-
-
-@pytest.mark.xfail(
-    not batch_in_schema(),
-    reason="printer:batch comes with the hub's batches (issue 23): until the schema"
-    " has the event, the hub refuses printer:subscribe {batch}",
-    strict=True,
-)
 def test_batches_at_a_real_hub(packed, octo, hub, token_hub, artifacts_dir):
     """``printer:subscribe {batch}`` at the hub: a batched client receives, unpacked,
-    what an unbatched one does. Expected to fail (strictly) while the schema lacks
-    ``printer:batch``; a normal test once it has it."""
+    what an unbatched one does."""
     files = ["test/batch/batch.test.mjs"]
     node_suite(packed, octo, hub, token_hub, artifacts_dir, files, "js-batch")

@@ -13,6 +13,7 @@ export interface FluxPrintSchema {
  * via the `definition` "ServerEvents".
  */
 export interface ServerEvents {
+  "printer:batch": BatchEvent;
   "printer:closing": ClosingEvent;
   "printer:connection": ConnectionEvent;
   "printer:job_complete": JobCompleteEvent;
@@ -25,6 +26,27 @@ export interface ServerEvents {
   "printer:resync": ResyncEvent;
   "printer:status": StatusEvent | StatusDelta;
   "printer:temperature": TemperatureEvent | TemperatureDelta;
+}
+/**
+ * Opt-in (``printer:subscribe {batch: ms}``): everything of the client's
+ * printers that carries a seq, at most once per tick. Per printer, items are in
+ * seq order; a tick holds each printer's newest status, temperature and progress
+ * (older ones of the same tick are left out) and every durable event, never
+ * coalesced. Each item is ``[event, payload]``, the payload as that event has it
+ * on its own.
+ *
+ * This interface was referenced by `FluxPrintSchema`'s JSON-Schema
+ * via the `definition` "BatchEvent".
+ */
+export interface BatchEvent {
+  /**
+   * [event, payload] pairs, in the order the events happened
+   */
+  items: [unknown, unknown, ...unknown[]][];
+  /**
+   * Epoch milliseconds at which the tick went out
+   */
+  ts: number;
 }
 /**
  * Sent right before the server ends a client's connection, with the reason.
@@ -154,7 +176,7 @@ export interface JobFailedEvent {
    */
   printer: string;
   progress: number | null;
-  reason: "error" | "cancelled";
+  reason: "error" | "cancelled" | "interrupted";
   /**
    * Strictly increasing per printer, across restarts
    */
@@ -563,6 +585,10 @@ export interface ClientEvents {
  * via the `definition` "SubscribeRequest".
  */
 export interface SubscribeRequest {
+  /**
+   * Milliseconds (50 to 10000): everything with a seq comes as printer:batch, at most once per tick; 0: single events again
+   */
+  batch?: number | null;
   channels?: ("status" | "temperature" | "progress" | "jobs" | "connection")[] | null;
   /**
    * true: printer:status, printer:temperature and printer:progress come as deltas (only the top-level fields that changed, nothing when nothing did), each channel starting from a full message; false: full objects again (the default)
