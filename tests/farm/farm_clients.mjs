@@ -50,7 +50,26 @@ const WebSocket = require("ws");
 
 const opts = JSON.parse(process.argv[2]);
 const urls = opts.urls;
-const nowMs = () => performance.timeOrigin + performance.now();
+// epoch ms with µs resolution that follows the wall clock, as the plugin's and the
+// hub's time.time_ns() do: performance.timeOrigin is fixed when the process starts,
+// so a step of the wall clock after that (this VM's clock was seen stepping by
+// 22 ms: every latency of a bench run came out negative) would offset every
+// latency. Re-anchored every second on Date.now()'s millisecond tick, found to
+// within microseconds by waiting for the next one.
+let anchor = performance.timeOrigin;
+function reanchor() {
+  const d0 = Date.now();
+  let d = d0;
+  let p = 0;
+  while (d === d0) {
+    p = performance.now();
+    d = Date.now();
+  }
+  anchor = d - p;
+}
+reanchor();
+setInterval(reanchor, 1000).unref();
+const nowMs = () => anchor + performance.now();
 const out = (obj) => process.stdout.write(JSON.stringify({ ...obj, t: Date.now() }) + "\n");
 const DURABLE = new Set([
   "printer:job_started",
