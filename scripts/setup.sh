@@ -6,14 +6,18 @@
 #   without OctoPrint or the develop extra, tools/hubvenv.py), which the demo and
 #   the hub tests run; and with --test also the test tools, the FluxStudio relay
 #   stand-in's packages and Debian's chromium for the browser tests.
+#   --venv-only makes $VENV alone (a second OctoPrint version's venv, beside a full
+#   run: scripts/test.sh makes .venv20 this way while .venv's run does the rest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_test=0
+venv_only=0
 for arg in "$@"; do
   case "$arg" in
     --test) want_test=1 ;;
-    *) echo "usage: $0 [--test]  (env: VENV=.venv OCTOPRINT=octoprint==1.11.8)" >&2; exit 2 ;;
+    --venv-only) venv_only=1 ;;
+    *) echo "usage: $0 [--test] [--venv-only]  (env: VENV=.venv OCTOPRINT=octoprint==1.11.8)" >&2; exit 2 ;;
   esac
 done
 
@@ -33,6 +37,9 @@ else
   "${pip[@]}" install "$OCTOPRINT" -e ".[hub]" build
 fi
 "$VENV/bin/pip" check
+if [ "$venv_only" = 1 ]; then
+  exit 0
+fi
 # the hub from its wheel, as "pip install OctoPrint-FluxPrint[hub]" gives it
 PYTHON="$PYTHON" "$VENV/bin/python" tools/hubvenv.py >/dev/null
 

@@ -296,8 +296,24 @@ class OctoServer:
                     raise
         self.wait_state(("Operational",), max(0.0, deadline - time.monotonic()))
         # OctoPrint's state monitor pushes current data at most every 0.5 s, so the
-        # REST state runs up to that far ahead of what callbacks (and FluxPrint) saw
-        time.sleep(1.0)
+        # REST state runs up to that far ahead of what callbacks (and FluxPrint) saw:
+        # until FluxPrint's own status says Operational (a second without FluxPrint)
+        self.wait_fluxprint_state("Operational", 5.0)
+
+    def wait_fluxprint_state(self, text: str, timeout: float) -> None:
+        """Until FluxPrint's status (what its callbacks saw) has the state ``text``;
+        without FluxPrint loaded, one second (the state monitor's two pushes)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.api("GET", "/api/plugin/fluxprint")
+            if r.status_code == 404:
+                time.sleep(1.0)
+                return
+            if r.status_code == 200 and r.json().get("state", {}).get("text") == text:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"FluxPrint's state is not {text}: {r.text[:300]}")
+            time.sleep(0.05)
 
     def disconnect_printer(self, timeout: float = 30.0) -> None:
         self.api(

@@ -193,6 +193,13 @@ def client(octo, **kw) -> FluxPrintClient:
     return FluxPrintClient(octo.url, octo.apikey, **kw)
 
 
+def close_later(c: FluxPrintClient) -> None:
+    """Closes the client off the test's thread, for the last tests, after which no
+    client count matters: python-engineio 4.15's client can hang a ping period (30 s)
+    in disconnect() (see tests/integration/test_restart.py's close)."""
+    threading.Thread(target=c.close, daemon=True).start()
+
+
 # ~~ the server
 
 
@@ -410,7 +417,7 @@ def test_stuck_client_is_bounded_and_does_not_delay_others(operational):
         assert slow.subscribe(intervals=zero)["ok"]
         assert fast.subscribe(intervals=zero)["ok"]
         assert health_clients(octo) == 2
-        start_print(octo, "slow.gcode", 30000)  # still printing after the 60 s stall
+        start_print(octo, "slow.gcode", 30000)  # still printing after the stall
         mark = len(fast.records)
         fast_recv: list[float] = []
         fast.on("printer:temperature", lambda p: fast_recv.append(time.monotonic()))
@@ -425,11 +432,17 @@ def test_stuck_client_is_bounded_and_does_not_delay_others(operational):
         process = psutil.Process(octo.pid)
         rss_before = process.memory_info().rss
         rss_peak = rss_before
-        while time.monotonic() - t_stall < 60:
+        # watched until 10 s after the drop (the fast client and the memory after
+        # it), or until 40 s if it never comes: the assert below wants it before 30
+        while True:
+            elapsed = time.monotonic() - t_stall
             if dropped_at is None and health_clients(octo) == 1:
-                dropped_at = time.monotonic() - t_stall
+                dropped_at = elapsed
             rss_peak = max(rss_peak, process.memory_info().rss)
+            if elapsed >= (40 if dropped_at is None else max(dropped_at + 10, 20)):
+                break
             time.sleep(0.5)
+        watched = time.monotonic() - t_stall
         report = {
             "dropped_after_s": dropped_at,
             "rss_before_mib": round(rss_before / 2**20, 1),
@@ -446,7 +459,8 @@ def test_stuck_client_is_bounded_and_does_not_delay_others(operational):
 
         # the other client was never held up: telemetry kept arriving, in time
         stamps = [t for t in fast_recv if t >= t_stall]
-        assert len(stamps) >= 40
+        # temperatures come every second: at least two in three of them (40 in 60 s)
+        assert len(stamps) >= int(watched * 2 / 3), (len(stamps), watched)
         gaps = [b - a for a, b in zip(stamps, stamps[1:])]
         assert max(gaps) < 3.0, max(gaps)
         names = [e for e, _ in fast.records[mark:]]
@@ -515,7 +529,7 @@ def test_restart_keeps_seq_monotonic_and_replays_across_it(server):
             assert got[: len(before)] == before
             assert got == sorted(set(got))
         finally:
-            late.close()
+            close_later(late)
         # the reference reconnected by itself and lost nothing in between
         ref.wait_for(lambda c: c.connects >= 2, 30)
         time.sleep(1.0)
@@ -523,8 +537,8 @@ def test_restart_keeps_seq_monotonic_and_replays_across_it(server):
         seqs = [d["seq"] for d in ref.durable()]
         assert seqs[: len(before)] == before and seqs == sorted(set(seqs))
     finally:
-        watcher.close()
-        ref.close()
+        close_later(watcher)
+        close_later(ref)
         ensure_running(octo)
 
 
@@ -567,13 +581,13 @@ def test_resync_when_older_than_retention(server):
             )
             assert c.duplicates == 0
         finally:
-            c.close()
+            close_later(c)
 
         # a seq from the future (another install's log) resyncs as well
         future = client(octo, last_seq=status_seq(octo) + 10_000).start()
         try:
             future.wait_for(lambda cl: cl.resyncs == 1 and cl.status is not None, 10)
         finally:
-            future.close()
+            close_later(future)
     finally:
         ensure_running(octo)
