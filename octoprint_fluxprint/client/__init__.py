@@ -55,6 +55,8 @@ SOCKETIO_PATH = S.SOCKETIO_PATH
 EV_STATUS = S.EV_STATUS
 EV_RESYNC = S.EV_RESYNC
 EV_CLOSING = S.EV_CLOSING
+# how long close() waits for python-engineio's disconnect (see close())
+CLOSE_WAIT = 2.0
 __all__ = ["REST_PATH", "FluxPrintClient"]
 
 _logger = logging.getLogger(__name__)
@@ -199,14 +201,28 @@ class FluxPrintClient:
         self._gone.set()
         sio = self._sio
         if sio is not None:
-            try:
-                sio.disconnect()
-            except Exception:
-                pass
+            # python-engineio 4.15's disconnect() queues the close packet, then joins
+            # its read loop: over long-polling that loop sits in a GET the server
+            # answers at its next ping (25 s), and if the write loop took the close
+            # packet and its end marker before disconnect() set the state it checks,
+            # the close waits for that too. The close is on its way either way:
+            # wait for it a bounded time, never a ping period.
+            closer = threading.Thread(
+                target=self._disconnect, args=(sio,), name="fluxprint-close", daemon=True
+            )
+            closer.start()
+            closer.join(CLOSE_WAIT)
         for t in (self._thread, self._rest.thread):
             if t is not None and t is not threading.current_thread():
                 t.join(5)
         self._thread = None
+
+    @staticmethod
+    def _disconnect(sio: Any) -> None:
+        try:
+            sio.disconnect()
+        except Exception:
+            pass
 
     def __enter__(self) -> FluxPrintClient:
         return self.start()
