@@ -265,15 +265,30 @@ def test_plain_client_stays_connected_through_a_restart(running, logs, artifacts
 
         back = plain.wait_for(lambda m: m["type"] == "connect", 30, mark)
         reconnect_ms = back["recv"] - up
-        # its handshake presented the last durable seq it had seen
+        # its handshake presented the last durable seq it had seen: those before the
+        # restart and what the clean shutdown committed before its goodbye (the
+        # connection's disconnected)
+        upto = next(
+            i for i, m in enumerate(plain.since(mark)) if m["type"] == "disconnect"
+        )
+        shutdown = [
+            (m["data"]["seq"], m["event"], m["data"].get("state"))
+            for m in plain.since(mark)[:upto]
+            if m["type"] == "event" and m["event"] in DURABLE_EVENTS
+        ]
+        assert [(e, st) for _, e, st in shutdown] == [
+            ("printer:connection", "disconnected")
+        ], shutdown
+        seen = shutdown[0][0]
+        assert seen > top
         auths = plain.of("auth", mark)
-        assert auths and auths[-1]["last_seq"] == top
+        assert auths and auths[-1]["last_seq"] == seen
         assert reconnect_ms < delay_max + RECONNECT_MARGIN_MS, reconnect_ms
 
         octo.wait_state(("Operational",), 30)
         time.sleep(1.0)
         got = wait_lossless(plain, octo, start)
-        away = [d for d in got if d[0] > top]
+        away = [d for d in got if d[0] > seen]
         assert away, "the printer's reconnection was not seen"
         # what came while it was away arrived first on the new connection (replay),
         # then a fresh status
